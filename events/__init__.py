@@ -1,0 +1,1 @@
+"""Event contracts: Avro schemas, typed events, the codec and the topic catalog."""

@@ -1,0 +1,60 @@
+"""Typed events as code inside fairstream sees them; Avro never leaks past the codec."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Carry the fields every event shares; `subject` is the aggregate id and the Kafka key."""
+
+    event_id: uuid.UUID
+    occurred_at: datetime
+    source: str
+    subject: str
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        source: str,
+        subject: str,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: uuid.UUID | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Envelope:
+        """Create an envelope with a fresh event id and the current time unless given."""
+        return cls(
+            event_id=event_id or uuid.uuid4(),
+            occurred_at=occurred_at or datetime.now(UTC),
+            source=source,
+            subject=subject,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Hold one event: its type name (the Avro record name), envelope and payload.
+
+    The payload holds the record's fields other than `envelope`, as Python values
+    the way fastavro reads them (timestamp-millis as aware datetimes, enums as str).
+    """
+
+    type: str
+    envelope: Envelope
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> bytes:
+        """Return the Kafka key: the envelope's subject."""
+        return self.envelope.subject.encode("utf-8")

@@ -1,0 +1,1 @@
+"""Subcommands of the `fairstream` console script, one module per area."""

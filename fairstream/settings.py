@@ -1,0 +1,39 @@
+"""Typed settings read from FAIRSTREAM_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Hold every endpoint and knob one deployable needs; defaults match `fairstream stack up`."""
+
+    model_config = SettingsConfigDict(env_prefix="FAIRSTREAM_", extra="ignore")
+
+    stack_dir: Path = Field(default=REPO_ROOT / ".stack")
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    schema_registry_url: str | None = None
+    topic_prefix: str = ""
+    postgres_dsn: SecretStr = SecretStr("postgresql://fairstream@127.0.0.1:5433/fairstream")
+    redis_url: str = "redis://127.0.0.1:6380/0"
+    mongo_url: str = "mongodb://127.0.0.1:27018/"
+    mongo_database: str = "fairstream"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # Bias levels (domain reference: medium 0.3, high 0.6, critical 0.8).
+    bias_threshold_medium: float = 0.3
+    bias_threshold_high: float = 0.6
+    bias_threshold_critical: float = 0.8
+    bias_model: str = "fast"
+    models_dir: Path = Field(default=REPO_ROOT / "models")
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment."""
+    return Settings()
