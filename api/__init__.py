@@ -1,1 +1,1 @@
-"""api."""
+"""Read-only HTTP API over the read models."""

@@ -31,10 +31,17 @@ class Envelope:
         event_id: uuid.UUID | None = None,
         occurred_at: datetime | None = None,
     ) -> Envelope:
-        """Create an envelope with a fresh event id and the current time unless given."""
+        """Create an envelope with a fresh event id and the current time unless given.
+
+        The current time is cut to milliseconds, the precision the Avro envelope
+        carries, so a decoded event equals the one that was encoded.
+        """
+        if occurred_at is None:
+            now = datetime.now(UTC)
+            occurred_at = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
         return cls(
             event_id=event_id or uuid.uuid4(),
-            occurred_at=occurred_at or datetime.now(UTC),
+            occurred_at=occurred_at,
             source=source,
             subject=subject,
             correlation_id=correlation_id,

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "fairstream.commands.score",
     "fairstream.commands.services",
     "fairstream.commands.migrate",
+    "fairstream.commands.run",
 )
 
 

@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     bias_model: str = "fast"
     models_dir: Path = Field(default=REPO_ROOT / "models")
 
+    # Bias scoring processor: consumer group (Faust app id) and micro-batching.
+    bias_processor_group: str = "fairstream-bias-scorer"
+    bias_batch_max: int = 64
+    bias_batch_wait_ms: int = 50
+
+    # Projections: PostgreSQL schema that holds the read models and their positions.
+    pg_schema: str = "fairstream"
+    bias_projection_group: str = "fairstream-proj-bias-results"
+    projection_batch_max: int = 500
+
 
 def load_settings() -> Settings:
     """Read settings from the environment."""

@@ -1,1 +1,1 @@
-"""processors."""
+"""Stream processors: Faust apps that turn events into new events."""

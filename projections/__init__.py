@@ -1,1 +1,1 @@
-"""projections."""
+"""Projections: consume events and keep read models with their applied Kafka positions."""

@@ -1,0 +1,69 @@
+"""One JSON error body for every failure the API reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorDetail(BaseModel):
+    """Describe what went wrong."""
+
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Wrap the error detail; every 4xx/5xx body has this shape."""
+
+    error: ErrorDetail
+
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    422: "invalid_parameter",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def error_response(
+    status: int,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Build the JSON error response for a status code."""
+    body = ErrorBody(
+        error=ErrorDetail(code=_CODES.get(status, "error"), message=message, details=details)
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render HTTP and validation errors with the one error body."""
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = [
+            {"location": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg")}
+            for e in exc.errors()
+        ]
+        return error_response(422, "invalid request parameters", details)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)

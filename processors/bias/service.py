@@ -1,0 +1,173 @@
+"""Score a batch of ContentSubmitted records into BiasScored and BiasAlertRaised records.
+
+This is the processor's logic without Faust: bytes in, records out, so it can be
+unit-tested with an in-memory scorer and driven by any consumer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from events.catalog import topic_name
+from events.codec import DecodeError, EventCodec, ValidationError
+from events.model import Envelope, Event
+from processors.bias.scoring import BiasAssessment, BiasScorer
+from processors.deadletter import OutgoingMessage, RawMessage, dead_letter
+
+# Namespace for BiasScored ids: uuid5(input event id + model version) makes a
+# re-delivered or re-scored input recognisable downstream as the same result.
+BIAS_SCORED_NAMESPACE = uuid.UUID("5d0c3f7e-4a8b-5e0f-9c2d-6b1a7e3f9d40")
+ALERT_LEVELS = frozenset({"high", "critical"})
+ESCALATE_AFTER_SECONDS = {"high": 300, "critical": 60}
+
+
+def scored_event_id(input_event_id: uuid.UUID, model_version: str) -> uuid.UUID:
+    """Derive BiasScored's event id from the input event id and the model version."""
+    return uuid.uuid5(BIAS_SCORED_NAMESPACE, f"{input_event_id}/{model_version}")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """Hold what one batch produced: records to send and counts per outcome."""
+
+    messages: list[OutgoingMessage]
+    scored: int
+    alerts: int
+    dead_lettered: int
+
+
+class BiasScoringService:
+    """Turn ContentSubmitted records into BiasScored (and alert) records with one scorer."""
+
+    name = "bias-scorer"
+
+    def __init__(
+        self,
+        scorer: BiasScorer,
+        codec: EventCodec,
+        *,
+        topic_prefix: str = "",
+        dimension_floor: float = 0.3,
+    ) -> None:
+        self._scorer = scorer
+        self._dimension_floor = dimension_floor
+        self._codec = codec
+        self._scored_topic = topic_name("BiasScored", topic_prefix)
+        self._alert_topic = topic_name("BiasAlertRaised", topic_prefix)
+
+    @property
+    def scorer(self) -> BiasScorer:
+        """Return the scorer this service uses."""
+        return self._scorer
+
+    def handle_batch(self, batch: Sequence[RawMessage]) -> BatchOutcome:
+        """Decode, score and encode one batch; dead-letter what cannot be decoded."""
+        out: list[OutgoingMessage] = []
+        accepted: list[Event] = []
+        dead = 0
+        for message in batch:
+            try:
+                if message.value is None:
+                    raise DecodeError("message has no value (tombstone)")
+                event = self._codec.decode(message.value, message.headers)
+                if event.type != "ContentSubmitted":
+                    raise DecodeError(f"expected ContentSubmitted, got {event.type}")
+            except (DecodeError, ValidationError) as exc:
+                out.append(
+                    dead_letter(
+                        message,
+                        reason=str(exc),
+                        error_type=type(exc).__name__,
+                        processor=self.name,
+                    )
+                )
+                dead += 1
+                continue
+            accepted.append(event)
+        if not accepted:
+            return BatchOutcome(out, 0, 0, dead)
+        assessments = self._scorer.score_batch([str(e.payload["text"]) for e in accepted])
+        alerts = 0
+        for event, assessment in zip(accepted, assessments, strict=True):
+            scored = self.scored_event(event, assessment)
+            out.append(self._encode(self._scored_topic, scored))
+            if assessment.level in ALERT_LEVELS:
+                out.append(self._encode(self._alert_topic, self.alert_event(scored)))
+                alerts += 1
+        return BatchOutcome(out, len(accepted), alerts, dead)
+
+    def scored_event(self, submitted: Event, assessment: BiasAssessment) -> Event:
+        """Build the BiasScored event for one submitted content and its assessment."""
+        env = submitted.envelope
+        payload: dict[str, Any] = _assessment_fields(assessment)
+        payload.update(
+            content_id=submitted.payload["content_id"],
+            campaign_id=submitted.payload.get("campaign_id"),
+            content_type=submitted.payload.get("content_type", "other"),
+        )
+        envelope = Envelope(
+            event_id=scored_event_id(env.event_id, assessment.model_version),
+            occurred_at=env.occurred_at,
+            source=self.name,
+            subject=env.subject,
+            correlation_id=env.correlation_id or str(env.event_id),
+            causation_id=str(env.event_id),
+        )
+        return Event(type="BiasScored", envelope=envelope, payload=payload)
+
+    def alert_event(self, scored: Event) -> Event:
+        """Build BiasAlertRaised for a high or critical BiasScored."""
+        p = scored.payload
+        level = str(p["level"])
+        flagged = sorted(
+            (d for d in p["dimensions"] if d["score"] >= self._dimension_floor),
+            key=lambda d: -float(d["score"]),
+        )
+        names = [d["dimension"] for d in flagged]
+        terms = ", ".join(dict.fromkeys(s["text"] for s in p["evidence"][:5]))
+        reason = (
+            f"overall bias score {float(p['overall_score']):.2f} is {level}"
+            + (f"; dimensions: {', '.join(names)}" if names else "")
+            + (f"; evidence: {terms}" if terms else "")
+        )
+        envelope = Envelope(
+            event_id=uuid.uuid5(scored.envelope.event_id, "BiasAlertRaised"),
+            occurred_at=scored.envelope.occurred_at,
+            source=self.name,
+            subject=scored.envelope.subject,
+            correlation_id=scored.envelope.correlation_id,
+            causation_id=str(scored.envelope.event_id),
+        )
+        payload = {
+            "content_id": p["content_id"],
+            "level": level,
+            "overall_score": p["overall_score"],
+            "confidence": p["confidence"],
+            "reason": reason,
+            "dimensions": names,
+            "model_version": p["model_version"],
+            "escalate_after_seconds": ESCALATE_AFTER_SECONDS.get(level, 300),
+        }
+        return Event(type="BiasAlertRaised", envelope=envelope, payload=payload)
+
+    def _encode(self, topic: str, event: Event) -> OutgoingMessage:
+        encoded = self._codec.encode(event)
+        return OutgoingMessage(topic, encoded.key, encoded.value, list(encoded.headers))
+
+
+def _assessment_fields(assessment: BiasAssessment) -> dict[str, Any]:
+    """Return the assessment as BiasScored payload fields."""
+    raw = dataclasses.asdict(assessment)
+    return {k: _plain(v) for k, v in raw.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""Versioned read-model schema migrations, one SQL file per version."""

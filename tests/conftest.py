@@ -1,0 +1,86 @@
+"""Fixtures shared by the suite: isolated topics, consumer groups and schemas per test."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from fairstream.settings import Settings
+
+def _reachable(hostport: str, timeout: float = 1.0) -> bool:
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Settings:
+    """Return settings for the running local stack; fail clearly when Kafka is not up."""
+    settings = Settings()
+    bootstrap = settings.kafka_bootstrap.split(",")[0]
+    if not _reachable(bootstrap):
+        pytest.fail(
+            f"Kafka is not answering at {bootstrap}: start the stack with "
+            "`fairstream stack up` (make test does it for you)"
+        )
+    return settings
+
+
+@pytest.fixture
+def test_id() -> str:
+    """Return a short id unique to this test, used for topics, groups and schemas."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def isolated_settings(stack_settings: Settings, test_id: str) -> Settings:
+    """Return settings whose topics, groups and PostgreSQL schema belong to this test only."""
+    return stack_settings.model_copy(
+        update={
+            "topic_prefix": f"t-{test_id}.",
+            "pg_schema": f"t_{test_id}",
+            "bias_processor_group": f"t-{test_id}-bias-scorer",
+            "bias_projection_group": f"t-{test_id}-proj-bias-results",
+        }
+    )
+
+
+@pytest.fixture
+def event_topics(isolated_settings: Settings) -> Iterator[list[str]]:
+    """Create every catalog topic (and dead-letter topic) under the test's prefix; delete after."""
+    from confluent_kafka.admin import AdminClient
+
+    from events.topics import apply_topics, topic_specs
+
+    specs = topic_specs(isolated_settings.topic_prefix, brokers=1)
+    apply_topics(isolated_settings.kafka_bootstrap, specs)
+    names = [s.name for s in specs]
+    yield names
+    admin = AdminClient({"bootstrap.servers": isolated_settings.kafka_bootstrap})
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        try:
+            future.result(30)
+        except Exception:  # a topic already gone is fine at teardown
+            pass
+
+
+@pytest.fixture
+async def pg_schema(isolated_settings: Settings) -> AsyncIterator[str]:
+    """Create and migrate the test's PostgreSQL schema; drop it after."""
+    import asyncpg
+
+    from fairstream.bootstrap import apply_migrations
+
+    await apply_migrations(isolated_settings)
+    yield isolated_settings.pg_schema
+    conn = await asyncpg.connect(isolated_settings.postgres_dsn.get_secret_value())
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{isolated_settings.pg_schema}" CASCADE')
+    finally:
+        await conn.close()

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Start the local stack if it is not up, run the whole suite, stop what this script started.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+FS=.venv/bin/fairstream
+started=0
+if ! $FS stack status >/dev/null 2>&1; then
+    $FS stack up || exit 1
+    started=1
+fi
+.venv/bin/pytest -q "$@"
+rc=$?
+if [ "$started" = 1 ]; then
+    $FS stack down || true
+fi
+exit $rc
