@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -41,13 +42,15 @@ def error_response(
     status: int,
     message: str,
     details: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """Build the JSON error response for a status code."""
     body = ErrorBody(
         error=ErrorDetail(code=_CODES.get(status, "error"), message=message, details=details)
     )
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, headers=dict(headers or {})
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

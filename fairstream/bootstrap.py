@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
 import asyncpg
 import faust
@@ -21,7 +23,7 @@ from projections.runner import PostgresProjection, ProjectionRunner, RunStats
 
 log = logging.getLogger(__name__)
 
-PROJECTIONS: dict[str, type[PostgresProjection]] = {
+PROJECTIONS: dict[str, Callable[[], PostgresProjection]] = {
     "bias-results": PostgresBiasResultsProjection,
 }
 
@@ -87,9 +89,7 @@ async def apply_migrations(settings: Settings) -> list[str]:
     return [f"{m.version:04d}_{m.name}" for m in done]
 
 
-def build_projection_runner(
-    settings: Settings, name: str, pool: asyncpg.Pool
-) -> ProjectionRunner:
+def build_projection_runner(settings: Settings, name: str, pool: asyncpg.Pool) -> ProjectionRunner:
     """Create the runner of one named projection."""
     projection = PROJECTIONS[name]()
     topics = [topic_name(t, settings.topic_prefix) for t in projection.event_types]
@@ -105,16 +105,16 @@ def build_projection_runner(
     )
 
 
-async def run_projection(settings: Settings, name: str, stop: asyncio.Event | None = None) -> RunStats:
+async def run_projection(
+    settings: Settings, name: str, stop: asyncio.Event | None = None
+) -> RunStats:
     """Migrate, then run one projection until stopped (SIGTERM/SIGINT or `stop`)."""
     await apply_migrations(settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     pool = await connect_pool(settings)
     try:
         runner = build_projection_runner(settings, name, pool)

@@ -13,8 +13,8 @@ from projections.runner import Position
 class PostgresBiasResultsProjection:
     """Keep one row per (content, model version) and every alert raised."""
 
-    name = "bias-results"
-    event_types = ("BiasScored", "BiasAlertRaised")
+    name: str = "bias-results"
+    event_types: tuple[str, ...] = ("BiasScored", "BiasAlertRaised")
 
     async def apply(self, conn: asyncpg.Connection, event: Event, position: Position) -> None:
         """Upsert the result or record the alert."""

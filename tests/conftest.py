@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from fairstream.settings import Settings
+
 
 def _reachable(hostport: str, timeout: float = 1.0) -> bool:
     host, _, port = hostport.rpartition(":")
@@ -64,10 +66,8 @@ def event_topics(isolated_settings: Settings) -> Iterator[list[str]]:
     yield names
     admin = AdminClient({"bootstrap.servers": isolated_settings.kafka_bootstrap})
     for future in admin.delete_topics(names, operation_timeout=30).values():
-        try:
+        with contextlib.suppress(Exception):  # a topic already gone is fine at teardown
             future.result(30)
-        except Exception:  # a topic already gone is fine at teardown
-            pass
 
 
 @pytest.fixture

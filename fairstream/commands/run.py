@@ -117,9 +117,8 @@ def run(args: argparse.Namespace) -> int:
     query = f"{api}/v1/content/{content_id}/bias"
     answer = _wait_for_answer(query)
     shown = {k: answer[k] for k in ("content_id", "overall_score", "level", "model_version")}
-    shown["dimensions"] = {
-        k: round(v["score"], 3) for k, v in sorted(answer["dimensions"].items())[:4]
-    }
+    top = sorted(answer["dimensions"].items(), key=lambda kv: -kv[1]["score"])[:3]
+    shown["dimensions"] = {k: round(v["score"], 3) for k, v in top}
     print(
         f"""
 fairstream is running.
@@ -132,7 +131,8 @@ Try:
 {json.dumps(shown, indent=2)}
 
 Publish your own:
-  echo '{{"content_id": "mine-1", "text": "Your text here"}}' | fairstream publish ContentSubmitted -
+  echo '{{"content_id": "mine-1", "text": "Your text here"}}' \\
+    | fairstream publish ContentSubmitted -
   curl -s {api}/v1/content/mine-1/bias
 
 Stop everything: make stop"""

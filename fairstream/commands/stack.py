@@ -101,7 +101,7 @@ def _status(args: argparse.Namespace) -> int:
         extra = []
         if name == "kafka":
             extra.append(f"Kafka {entry.get('version')}, {entry.get('brokers')} broker(s)")
-        pids = [p for p in entry.get("pids", []) if p]
+        pids = entry.get("pids", [])
         if pids:
             extra.append("pid " + ",".join(map(str, pids)))
         if "error" in entry:

@@ -52,7 +52,7 @@ class ComponentStatus:
     name: str
     up: bool
     endpoints: dict[str, str]
-    pids: list[int | None]
+    pids: list[int]
     running: bool
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -263,7 +263,7 @@ class Component(ABC):
             name=self.name,
             up=up,
             endpoints=self.endpoints(),
-            pids=[p.pid for p in procs],
+            pids=[pid for pid in (p.pid for p in procs) if pid is not None],
             running=running,
             detail=self.detail(),
         )

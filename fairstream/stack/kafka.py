@@ -473,9 +473,11 @@ class KafkaCluster(Component):
                     "node_id": n.node_id,
                     "bootstrap": n.bootstrap,
                     "controller": f"{n.host}:{n.controller_port}",
+                    "pid": proc.pid,
                     "data_dir": str(n.data_dir),
+                    "log": str(proc.log_path),
                 }
-                for n in self.nodes()
+                for n, proc in zip(self.nodes(), self.processes(), strict=True)
             ],
             "classpath": f"{self.config.kafka_libs}/*",
             "tools_classpath": f"{self.config.kafka_tools_libs}/*",

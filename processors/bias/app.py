@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 from prometheus_client import Counter, Histogram
@@ -65,9 +65,7 @@ def create_app(settings: Settings, service: BiasScoringService) -> faust.App:
 
     async def send_all(messages: list[OutgoingMessage]) -> None:
         pending = [
-            await sink(m.topic).send(
-                key=m.key, value=m.value, headers=list(m.headers), force=True
-            )
+            await sink(m.topic).send(key=m.key, value=m.value, headers=list(m.headers), force=True)
             for m in messages
         ]
         # Wait for the broker's acknowledgement before the batch's offsets can commit.
@@ -78,7 +76,10 @@ def create_app(settings: Settings, service: BiasScoringService) -> faust.App:
 
     @app.agent(source, name="score-content")
     async def score_content(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(settings.bias_batch_max, within=wait):
+        # take_events is on the concrete Stream, not on the StreamT interface.
+        async for batch in cast(faust.Stream[bytes], stream).take_events(
+            settings.bias_batch_max, within=wait
+        ):
             raw = [
                 RawMessage(
                     topic=e.message.topic,

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
+from stacktest import ARTIFACTS, free_port, settings_env, wait_for
 
 from fairstream.settings import Settings
-from stacktest import ARTIFACTS, free_port, settings_env, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -67,7 +67,10 @@ async def test_published_content_is_scored_and_served(
     env = settings_env(isolated_settings)
     published = subprocess.run(
         [FS, "publish", "ContentSubmitted", str(ndjson), "--source", "e2e-test"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert published.returncode == 0, published.stderr
 
@@ -118,13 +121,16 @@ async def test_poison_message_goes_to_dead_letter_topic(
     producer.produce(source, key=b"poison", value=os.urandom(64))
     assert producer.flush(30) == 0
 
-    consumer = Consumer({
-        "bootstrap.servers": isolated_settings.kafka_bootstrap,
-        "group.id": f"{isolated_settings.topic_prefix}dlq-reader",
-        "auto.offset.reset": "earliest",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": isolated_settings.kafka_bootstrap,
+            "group.id": f"{isolated_settings.topic_prefix}dlq-reader",
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([f"{source}.dlq"])
     try:
+
         async def dead_lettered():  # type: ignore[no-untyped-def]
             msg = consumer.poll(0.5)
             return msg if msg is not None and msg.error() is None else None

@@ -214,6 +214,16 @@ def test_three_broker_cluster(own_stack: LocalStack) -> None:
     assert status["bootstrap"] == "127.0.0.1:19292,127.0.0.1:19294,127.0.0.1:19296"
     _roundtrip(status["bootstrap"], _unique("rf3"), partitions=3, rf=3, count=50)
 
+    # One node down and back, through the supervisor API fault tests will use.
+    kafka = own_stack.component("kafka", running=True)
+    third = kafka.processes()[2]
+    assert third.stop()
+    assert not third.running()
+    assert own_stack.status()["kafka"]["up"] is False
+    kafka.start()
+    kafka.wait_ready(120)
+    assert own_stack.status()["kafka"]["up"] is True
+
 
 @pytest.mark.slow
 def test_kafka_3_9_1_single_broker(own_stack: LocalStack) -> None:

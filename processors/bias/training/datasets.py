@@ -84,8 +84,8 @@ PREDICATE_PER_DESCRIPTOR = 2
 HOLISTIC_PER_NOUN_PHRASE = 3
 # Share of WinoBias sentence pairs and BBQ ambiguous contexts kept (keeps the easy
 # negatives from swamping the set); chosen per group by the seeded hash.
-WINOBIAS_KEEP = 0.5
-BBQ_CONTEXT_KEEP = 0.35
+WINOBIAS_KEEP = 1.0
+BBQ_CONTEXT_KEEP = 1.0
 
 _WINOBIAS_LINE = re.compile(r"^\d+\s+(?P<text>.*)$")
 
