@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 from collections.abc import Callable
@@ -57,6 +58,24 @@ def build_bias_app(settings: Settings, scorer: BiasScorer | None = None) -> faus
     from processors.bias.app import create_app
 
     return create_app(settings, build_bias_service(settings, scorer))
+
+
+# Every other processor package exposes `create_app(settings) -> faust.App` in `app.py`.
+PROCESSORS: dict[str, str] = {
+    "analytics": "processors.analytics.app",
+    "opportunity": "processors.opportunity.app",
+    "campaign": "processors.campaign.app",
+    "revenue": "processors.revenue.app",
+}
+
+
+def build_processor_app(settings: Settings, name: str) -> faust.App:
+    """Create the Faust app of the named processor."""
+    if name == "bias":
+        return build_bias_app(settings)
+    module = importlib.import_module(PROCESSORS[name])
+    app: faust.App = module.create_app(settings)
+    return app
 
 
 def build_api(settings: Settings) -> FastAPI:

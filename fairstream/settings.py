@@ -38,10 +38,27 @@ class Settings(BaseSettings):
     bias_batch_max: int = 64
     bias_batch_wait_ms: int = 50
 
-    # Projections: PostgreSQL schema that holds the read models and their positions.
+    # Other processors: consumer group (Faust app id) of each, and their knobs.
+    analytics_processor_group: str = "fairstream-analytics"
+    analytics_grace_seconds: float = 60.0
+    opportunity_processor_group: str = "fairstream-opportunity"
+    campaign_processor_group: str = "fairstream-campaign-screening"
+    campaign_screening_timeout_seconds: float = 300.0
+    revenue_processor_group: str = "fairstream-revenue"
+
+    # Projections: PostgreSQL schema that holds the read models and their positions;
+    # consumer groups are `<projection_group_prefix><projection name>`.
     pg_schema: str = "fairstream"
     bias_projection_group: str = "fairstream-proj-bias-results"
+    projection_group_prefix: str = "fairstream-proj-"
     projection_batch_max: int = 500
+    document_store: str = "mongo"  # "mongo" or "postgres" for document-shaped read models
+
+    # Query API: privacy, rate limiting and caching.
+    store_raw_text: bool = False
+    api_rate_limit_per_minute: int = 600
+    api_cache_ttl_seconds: int = 30
+    api_cors_origins: list[str] = Field(default_factory=list)
 
 
 def load_settings() -> Settings:

@@ -20,12 +20,12 @@ def run_processor(args: argparse.Namespace) -> int:
     """Run a Faust processor worker until stopped."""
     import faust
 
-    from fairstream.bootstrap import build_bias_app
+    from fairstream.bootstrap import build_processor_app
 
     settings = load_settings()
     if args.model:
         settings.bias_model = args.model
-    app = build_bias_app(settings)
+    app = build_processor_app(settings, args.name)
     worker = faust.Worker(app, loglevel="INFO", quiet=True)
     worker.execute_from_commandline()
     return 0
@@ -56,10 +56,10 @@ def run_api(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add `processor`, `projection` and `api`."""
-    from fairstream.bootstrap import PROJECTIONS
+    from fairstream.bootstrap import PROCESSORS, PROJECTIONS
 
     proc = subparsers.add_parser("processor", help="run a stream processor (Faust worker)")
-    proc.add_argument("name", choices=["bias"], help="which processor")
+    proc.add_argument("name", choices=["bias", *PROCESSORS], help="which processor")
     proc.add_argument("--model", choices=["fast", "quality"], help="bias model (default: settings)")
     proc.set_defaults(func=run_processor)
 

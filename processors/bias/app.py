@@ -8,31 +8,14 @@ import time
 from typing import Any, cast
 
 import faust
-from prometheus_client import Counter, Histogram
 
 from events.catalog import topic_name
 from fairstream.settings import Settings
 from processors.bias.service import BiasScoringService
 from processors.deadletter import OutgoingMessage, RawMessage
+from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED, SCORING_LATENCY
 
 log = logging.getLogger(__name__)
-
-EVENTS_PROCESSED = Counter(
-    "fairstream_events_processed_total",
-    "Events handled by a processor, by outcome.",
-    ["processor", "event_type", "outcome"],
-)
-DEAD_LETTERED = Counter(
-    "fairstream_events_dead_lettered_total",
-    "Events sent to a dead-letter topic.",
-    ["processor", "reason"],
-)
-SCORING_LATENCY = Histogram(
-    "fairstream_scoring_latency_seconds",
-    "Wall time to score one micro-batch.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-)
-
 
 def create_app(settings: Settings, service: BiasScoringService) -> faust.App:
     """Create the Faust app whose agent scores ContentSubmitted in micro-batches."""
