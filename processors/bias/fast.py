@@ -73,7 +73,9 @@ class FastOnnxScorer:
     ) -> None:
         path = Path(models_dir) / FAST_MODEL_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"fast bias model not found: {path} (run `fairstream model train`)")
+            raise FileNotFoundError(
+                f"fast bias model not found: {path} (run `fairstream model train`)"
+            )
         self.session: ort.InferenceSession = open_session(path, intra_op_threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.name: str = meta["fairstream.model_name"]
@@ -168,7 +170,5 @@ class FastOnnxScorer:
             d = self._token_dimensions[j]
             dimension = self.dimension_classes[d] if d >= 0 else None
             for start, end in spots:
-                spans.append(
-                    EvidenceSpan(text[start:end], start, end, round(weight, 6), dimension)
-                )
+                spans.append(EvidenceSpan(text[start:end], start, end, round(weight, 6), dimension))
         return spans

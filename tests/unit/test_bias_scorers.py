@@ -45,7 +45,9 @@ def _check_shape(a: BiasAssessment) -> None:
     assert 0.0 <= a.overall_score <= 1.0
     assert 0.0 <= a.confidence <= 1.0
     assert a.level in LEVELS
-    assert [d.dimension for d in sorted(a.dimensions, key=lambda d: DIMENSIONS.index(d.dimension))] == list(DIMENSIONS)
+    assert [
+        d.dimension for d in sorted(a.dimensions, key=lambda d: DIMENSIONS.index(d.dimension))
+    ] == list(DIMENSIONS)
     for d in a.dimensions:
         assert 0.0 <= d.score <= a.overall_score + 1e-9
         assert 0.0 <= d.confidence <= 1.0

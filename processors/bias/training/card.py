@@ -113,7 +113,12 @@ def _dimension_section(kind: str, entry: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {label} | {d[key]['n']} | **{_f(d[key]['macro_f1'])}** | {_f(d[key]['accuracy'])} |"
         )
-    lines += ["", "Per class, stereotype statements:", "", *_per_class(d["stereotypes_only"]["per_class"])]
+    lines += [
+        "",
+        "Per class, stereotype statements:",
+        "",
+        *_per_class(d["stereotypes_only"]["per_class"]),
+    ]
     lines += ["", "Per class, all labelled:", "", *_per_class(d["all_labelled"]["per_class"])]
     return lines
 
@@ -139,7 +144,9 @@ def _files_section(manifest: dict[str, Any]) -> list[str]:
     lines = ["| file | model version | bytes | sha256 |", "|---|---|---|---|"]
     for entry in manifest["models"].values():
         for name, info in entry["files"].items():
-            lines.append(f"| `{name}` | {entry['version']} | {info['bytes']} | `{info['sha256']}` |")
+            lines.append(
+                f"| `{name}` | {entry['version']} | {info['bytes']} | `{info['sha256']}` |"
+            )
     return lines
 
 
@@ -315,7 +322,7 @@ def render_card(manifest: dict[str, Any]) -> str:
         "- Hard negatives are templated sentences; neutral text with other shapes may score",
         "  higher, most of all with the fast model (lexical: 'poor', 'terrorists', 'lazy'",
         "  push the score up whatever the context). Negation and quotation are not modelled.",
-        "- The quality model over-reads short statements describing one person (\"Our team",
+        '- The quality model over-reads short statements describing one person ("Our team',
         '  lead is a Black woman from Atlanta.", "He uses a hearing aid." score medium or',
         "  high): StereoSet and BBQ stereotypes mostly have that shape, and the data has few",
         "  neutral ones without a group descriptor. tests/unit/test_bias_hard_negatives.py",

@@ -274,9 +274,7 @@ def read_holistic(data_dir: Path, seed: int) -> Iterator[LabeledText]:
                             )
                             candidates.append((sentence[0].upper() + sentence[1:], template))
                 yield from _holistic_pick(candidates, count, key, dimension, seed)
-    standalone = json.loads(
-        (folder / "standalone_noun_phrases.json").read_text(encoding="utf-8")
-    )
+    standalone = json.loads((folder / "standalone_noun_phrases.json").read_text(encoding="utf-8"))
     neutral_nouns = nouns_by_gender["neutral"]
     for axis, phrases in standalone.items():
         dimension = HOLISTIC_DIMENSIONS[axis]
@@ -329,9 +327,7 @@ def load_examples(data_dir: Path, seed: int) -> list[LabeledText]:
     return [example for key, example in seen.items() if key not in conflicting]
 
 
-def split_examples(
-    examples: list[LabeledText], seed: int
-) -> dict[str, list[LabeledText]]:
+def split_examples(examples: list[LabeledText], seed: int) -> dict[str, list[LabeledText]]:
     """Partition examples into train, validation and test by their group."""
     splits: dict[str, list[LabeledText]] = {name: [] for name in SPLITS}
     for example in examples:

@@ -82,9 +82,9 @@ def train_quality(
 ) -> QualityHead:
     """Fit both heads on embeddings (tuned and calibrated on validation)."""
 
-    def labels(examples: Sequence[LabeledText]) -> tuple[
-        NDArray[np.int64], NDArray[np.intp], list[str]
-    ]:
+    def labels(
+        examples: Sequence[LabeledText],
+    ) -> tuple[NDArray[np.int64], NDArray[np.intp], list[str]]:
         stereotype = np.array([e.stereotype for e in examples], dtype=np.int64)
         rows = np.array([i for i, e in enumerate(examples) if e.dimension], dtype=np.intp)
         return stereotype, rows, [str(examples[i].dimension) for i in rows]
@@ -92,7 +92,15 @@ def train_quality(
     s_train, r_train, d_train = labels(train)
     s_val, r_val, d_val = labels(validation)
     heads = fit_heads(
-        x_train, s_train, r_train, d_train, x_val, s_val, r_val, d_val, seed=seed,
+        x_train,
+        s_train,
+        r_train,
+        d_train,
+        x_val,
+        s_val,
+        r_val,
+        d_val,
+        seed=seed,
         stereotype_kind="mlp",
     )
     return QualityHead(heads)
@@ -122,7 +130,9 @@ def pooling_graph() -> onnx.ModelProto:
             helper.make_tensor_value_info(
                 ENCODER_OUTPUT, onnx.TensorProto.FLOAT, ["batch", "sequence", EMBEDDING_DIM]
             ),
-            helper.make_tensor_value_info(MASK_INPUT, onnx.TensorProto.INT64, ["batch", "sequence"]),
+            helper.make_tensor_value_info(
+                MASK_INPUT, onnx.TensorProto.INT64, ["batch", "sequence"]
+            ),
         ],
         outputs=[
             helper.make_tensor_value_info(

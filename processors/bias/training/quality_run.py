@@ -95,8 +95,12 @@ def run_quality(
     head = train_quality(
         splits["train"], splits["validation"], emb["train"], emb["validation"], seed
     )
-    log(f"quality: stereotype alpha={head.heads.stereotype_regularization}, dimension C={head.heads.dimension_c}")
-    ox.save_model(export_quality(head, version, config["encoder_sha256"]), out_dir / QUALITY_HEAD_FILE)
+    log(
+        f"quality: stereotype alpha={head.heads.stereotype_regularization}, dimension C={head.heads.dimension_c}"
+    )
+    ox.save_model(
+        export_quality(head, version, config["encoder_sha256"]), out_dir / QUALITY_HEAD_FILE
+    )
     scorer = QualityOnnxScorer(out_dir)
     test = splits["test"]
     p_onnx, d_onnx = scorer.predict(texts["test"])
