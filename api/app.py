@@ -1,76 +1,48 @@
-"""The read-only query API (FastAPI): bias results, health, readiness and metrics."""
+"""The read-only query API (FastAPI): every read model, behind API keys with scopes."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Path, Query, Request, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from api import views
-from api.errors import ErrorBody, error_response, install_error_handlers
+from api.errors import ErrorBody, install_error_handlers
+from api.keys import PostgresApiKeyStore
 from api.metrics import record_request
+from api.redisio import GuardedRedis
+from api.routes import analytics, bias, documents, ops, revenue
+from api.security import KEY_CACHE_SECONDS, KeyVerifier
 from fairstream.settings import Settings
+from projections.documents import build_document_store
 from projections.migrate import checked_schema
 
-ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
+DESCRIPTION = """Read-only access to the read models fairstream builds from Kafka events.
 
+**Authentication**: every `/v1` route needs an API key (`fairstream apikey create`), sent as
+`Authorization: Bearer fs_<id>_<secret>` or `X-API-Key: fs_<id>_<secret>`; each route names
+the scope it needs (`x-required-scope`). 401 without a valid key, 403 without the scope.
+`/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/docs` are open.
 
-class DimensionResult(BaseModel):
-    """Score, confidence and evidence terms of one bias dimension."""
+**Rate limit**: per key and minute (429 with `Retry-After`).
 
-    score: float
-    confidence: float
-    evidence: list[str]
+**Caching**: answers carry an `ETag` (send it back in `If-None-Match` for a 304) and
+`Cache-Control: private, no-cache`; the server-side cache is keyed by the applied Kafka
+positions of the projection behind the route, so an answer is never older than one already
+given.
 
+**Lists**: `limit` (1..500), `sort`, `order` and an opaque `cursor` (the previous page's
+`next_cursor`, valid only with the same sort and order).
 
-class EvidenceSpan(BaseModel):
-    """A span of the text that drove the score."""
-
-    text: str
-    start: int
-    end: int
-    weight: float
-    dimension: str | None = None
-
-
-class AlertSummary(BaseModel):
-    """An alert raised for this result."""
-
-    level: str
-    overall_score: float
-    reason: str
-    dimensions: list[str]
-    raised_at: datetime
-
-
-class BiasResult(BaseModel):
-    """The bias assessment of one content by one model version; never the raw text."""
-
-    content_id: str
-    model_name: str
-    model_version: str
-    overall_score: float
-    confidence: float
-    level: str
-    dimensions: dict[str, DimensionResult]
-    evidence: list[EvidenceSpan]
-    content_hash: str
-    text_length: int
-    word_count: int
-    language: str
-    flags: list[str]
-    latency_ms: float
-    content_type: str | None = None
-    campaign_id: str | None = None
-    scored_at: datetime
-    alerts: list[AlertSummary]
+**Privacy**: raw submitted text is never returned unless `FAIRSTREAM_STORE_RAW_TEXT` is on
+and the read model kept it (campaign items).
+"""
 
 
 class Health(BaseModel):
@@ -80,54 +52,70 @@ class Health(BaseModel):
     checks: dict[str, str] = {}
 
 
-def create_app(settings: Settings) -> FastAPI:
+def redis_prefix_for(settings: Settings) -> str:
+    """Return the Redis key prefix of an API serving this schema (isolates deployments)."""
+    return f"fairstream:api:{checked_schema(settings.pg_schema)}:"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    redis_prefix: str | None = None,
+    key_cache_seconds: float = KEY_CACHE_SECONDS,
+) -> FastAPI:
     """Create the API bound to the read models named in `settings`."""
     schema = checked_schema(settings.pg_schema)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await asyncpg.create_pool(
+        pool = await asyncpg.create_pool(
             settings.postgres_dsn.get_secret_value(),
             min_size=1,
             max_size=10,
             server_settings={"search_path": schema, "application_name": "fairstream-api"},
         )
+        app.state.pool = pool
+        prefix = redis_prefix or redis_prefix_for(settings)
+        app.state.redis = GuardedRedis(settings.redis_url, prefix)
+        app.state.key_verifier = KeyVerifier(PostgresApiKeyStore(pool), key_cache_seconds)
+        app.state.document_store = await build_document_store(settings, pool)
         try:
             yield
         finally:
-            await app.state.pool.close()
+            await app.state.document_store.close()
+            await app.state.redis.close()
+            await pool.close()
 
     app = FastAPI(
         title="fairstream query API",
-        version="1.0.0",
-        description="Read-only access to the read models fairstream builds from Kafka events.",
+        version="1.1.0",
+        description=DESCRIPTION,
         lifespan=lifespan,
         responses={422: {"model": ErrorBody, "description": "Invalid parameters"}},
     )
+    app.state.settings = settings
     install_error_handlers(app)
     app.middleware("http")(record_request)
+    if settings.api_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api_cors_origins,
+            allow_methods=["GET"],
+            allow_headers=["Authorization", "X-API-Key", "If-None-Match"],
+            expose_headers=["ETag", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining"],
+        )
+    for router in (
+        bias.router,
+        analytics.router,
+        revenue.router,
+        documents.campaign_router,
+        documents.opportunity_router,
+        documents.agent_task_router,
+        ops.router,
+    ):
+        app.include_router(router)
 
-    @app.get(
-        "/v1/content/{content_id}/bias",
-        response_model=BiasResult,
-        responses={404: {"model": ErrorBody, "description": "No result for this content"}},
-        tags=["bias"],
-        summary="Bias result of one content",
-    )
-    async def content_bias(
-        request: Request,
-        content_id: Annotated[str, Path(pattern=ID_PATTERN, description="Content id")],
-        model_version: Annotated[
-            str | None, Query(pattern=ID_PATTERN, description="A model version; default newest")
-        ] = None,
-    ) -> Any:
-        """Return the newest bias result of a content, or the one of a model version."""
-        result = await views.bias_for_content(request.app.state.pool, content_id, model_version)
-        if result is None:
-            return error_response(404, f"no bias result for content {content_id!r}")
-        return result
-
-    @app.get("/healthz", response_model=Health, tags=["ops"], summary="Liveness")
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")
     async def healthz() -> Health:
         """Answer while the process is alive."""
         return Health(status="ok")
@@ -135,9 +123,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get(
         "/readyz",
         response_model=Health,
-        responses={503: {"model": Health, "description": "A dependency is not ready"}},
-        tags=["ops"],
+        responses={503: {"model": Health, "description": "PostgreSQL is not ready"}},
+        tags=["health"],
         summary="Readiness: PostgreSQL answers and the read models exist",
+        description="Redis is reported but optional: without it the API serves uncached and"
+        " does not rate-limit (fail open).",
     )
     async def readyz(request: Request) -> Any:
         """Check the API's dependencies."""
@@ -145,14 +135,16 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             async with request.app.state.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1 FROM bias_results LIMIT 1")
+                await conn.fetchval("SELECT 1 FROM api_keys LIMIT 1")
             checks["postgres"] = "ok"
         except Exception as exc:  # readiness reports any failure, it never raises
             checks["postgres"] = f"error: {type(exc).__name__}"
-        ready = all(v == "ok" for v in checks.values())
+        ready = checks["postgres"] == "ok"
+        checks["redis"] = "ok" if await request.app.state.redis.ping() else "unavailable"
         body = Health(status="ok" if ready else "unavailable", checks=checks)
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
         """Expose Prometheus metrics in the text format."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

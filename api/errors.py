@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -25,6 +28,20 @@ class ErrorBody(BaseModel):
 
     error: ErrorDetail
 
+
+# Failures of a store the API reads (PostgreSQL, MongoDB): answered 503, never 500.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    asyncpg.UndefinedTableError,  # started before `fairstream migrate`
+    ConnectionFailure,
+    ConnectionError,
+    TimeoutError,
+)
+
+log = logging.getLogger(__name__)
 
 _CODES = {
     400: "bad_request",
@@ -68,5 +85,13 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         return error_response(422, "invalid request parameters", details)
 
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("a read-model store is unavailable: %s", type(exc).__name__)
+        return error_response(
+            503, "a read-model store is unavailable; retry later", headers={"Retry-After": "5"}
+        )
+
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    for exc_type in UNAVAILABLE:
+        app.add_exception_handler(exc_type, unavailable)

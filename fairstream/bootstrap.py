@@ -18,14 +18,41 @@ from events.codec import EventCodec
 from fairstream.settings import Settings
 from processors.bias.scoring import BiasScorer, load_scorer, thresholds_from_settings
 from processors.bias.service import BiasScoringService
+from projections.agent_tasks import AgentTasksProjection
+from projections.analytics_metrics import PostgresAnalyticsMetricsProjection
+from projections.bias_daily import PostgresBiasDailyProjection
 from projections.bias_results import PostgresBiasResultsProjection
+from projections.campaigns import CampaignsProjection
+from projections.documents import (
+    DocumentProjection,
+    DocumentSink,
+    DocumentStore,
+    build_document_store,
+)
 from projections.migrate import checked_schema, migrate
+from projections.model_usage import PostgresModelUsageProjection
+from projections.opportunities import OpportunitiesProjection
+from projections.revenue import PostgresRevenueProjection
 from projections.runner import PostgresProjection, ProjectionRunner, RunStats
 
 log = logging.getLogger(__name__)
 
-PROJECTIONS: dict[str, Callable[[], PostgresProjection]] = {
-    "bias-results": PostgresBiasResultsProjection,
+POSTGRES_PROJECTIONS: dict[str, Callable[[Settings], PostgresProjection]] = {
+    "bias-results": lambda _s: PostgresBiasResultsProjection(),
+    "bias-daily": lambda _s: PostgresBiasDailyProjection(),
+    "analytics-metrics": lambda _s: PostgresAnalyticsMetricsProjection(),
+    "model-usage": lambda _s: PostgresModelUsageProjection(),
+    "revenue-projections": lambda _s: PostgresRevenueProjection(),
+}
+# Document-shaped projections run on Settings.document_store ("mongo" or "postgres").
+DOCUMENT_PROJECTIONS: dict[str, Callable[[Settings], DocumentProjection]] = {
+    "campaigns": lambda s: CampaignsProjection(store_raw_text=s.store_raw_text),
+    "opportunities": lambda _s: OpportunitiesProjection(),
+    "agent-tasks": lambda _s: AgentTasksProjection(),
+}
+PROJECTIONS: dict[str, Callable[[Settings], PostgresProjection | DocumentProjection]] = {
+    **POSTGRES_PROJECTIONS,
+    **DOCUMENT_PROJECTIONS,
 }
 
 
@@ -108,17 +135,46 @@ async def apply_migrations(settings: Settings) -> list[str]:
     return [f"{m.version:04d}_{m.name}" for m in done]
 
 
-def build_projection_runner(settings: Settings, name: str, pool: asyncpg.Pool) -> ProjectionRunner:
-    """Create the runner of one named projection."""
-    projection = PROJECTIONS[name]()
+def projection_group(settings: Settings, name: str) -> str:
+    """Return the consumer group of a projection."""
+    if name == "bias-results":
+        return settings.bias_projection_group
+    return f"{settings.projection_group_prefix}{name}"
+
+
+async def prepare_document_store(settings: Settings, pool: asyncpg.Pool | None) -> DocumentStore:
+    """Open the configured document store and create every document collection's indexes."""
+    store = await build_document_store(settings, pool)
+    for factory in DOCUMENT_PROJECTIONS.values():
+        for collection, fields in factory(settings).indexes.items():
+            await store.ensure_collection(collection, fields)
+    return store
+
+
+def build_projection_runner(
+    settings: Settings,
+    name: str,
+    pool: asyncpg.Pool,
+    document_store: DocumentStore | None = None,
+) -> ProjectionRunner:
+    """Create the runner of one named projection (document ones need `document_store`)."""
+    if name in DOCUMENT_PROJECTIONS:
+        if document_store is None:
+            raise ValueError(f"projection {name!r} needs a document store")
+        doc_projection = DOCUMENT_PROJECTIONS[name](settings)
+        projection: PostgresProjection | DocumentProjection = doc_projection
+        sink: DocumentSink | None = DocumentSink(doc_projection, document_store)
+    else:
+        projection = POSTGRES_PROJECTIONS[name](settings)
+        sink = None
     topics = [topic_name(t, settings.topic_prefix) for t in projection.event_types]
-    group = settings.bias_projection_group if name == "bias-results" else f"fairstream-proj-{name}"
     return ProjectionRunner(
         projection,
+        sink=sink,
         pool=pool,
         codec=build_codec(settings),
         bootstrap=settings.kafka_bootstrap,
-        group_id=group,
+        group_id=projection_group(settings, name),
         topics=topics,
         batch_max=settings.projection_batch_max,
     )
@@ -135,9 +191,14 @@ async def run_projection(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     pool = await connect_pool(settings)
+    store: DocumentStore | None = None
     try:
-        runner = build_projection_runner(settings, name, pool)
+        if name in DOCUMENT_PROJECTIONS:
+            store = await prepare_document_store(settings, pool)
+        runner = build_projection_runner(settings, name, pool, store)
         log.info("projection %s starting", name)
         return await runner.run(stop)
     finally:
+        if store is not None:
+            await store.close()
         await pool.close()

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "fairstream.commands.services",
     "fairstream.commands.migrate",
     "fairstream.commands.run",
+    "fairstream.commands.apikey",
 )
 
 

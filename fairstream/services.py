@@ -15,6 +15,9 @@ def _fairstream_argv(*args: str) -> list[str]:
 
 SERVICE_COMMANDS: dict[str, list[str]] = {
     "processor-bias": ["processor", "bias"],
+    "processor-opportunity": ["processor", "opportunity"],
+    "processor-revenue": ["processor", "revenue"],
+    "processor-campaign": ["processor", "campaign"],
     "projection-bias-results": ["projection", "bias-results"],
     "api": ["api"],
 }

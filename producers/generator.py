@@ -26,6 +26,15 @@ from typing import Any
 
 from events.catalog import EVENT_TYPES, entry
 from events.model import Envelope, Event
+from processors.opportunity.domain import (
+    FACTOR_VALUES,
+    SEVERITY,
+    band_for,
+    overall_score,
+    problem_severity,
+)
+from processors.opportunity.domain import WEIGHTS as OPPORTUNITY_WEIGHTS
+from processors.revenue.domain import project_revenue as project_revenue
 from producers.sample_text import (
     BiasLabel,
     Register,
@@ -120,20 +129,6 @@ PROBLEMS = (
     "No guidance for beginners",
     "Manual bookkeeping eats evenings",
 )
-FACTOR_VALUES = {
-    "market_size": {"large": 0.9, "medium": 0.6, "small": 0.3, "unknown": 0.5},
-    "growth_rate": {"high": 0.9, "medium": 0.6, "low": 0.3, "unknown": 0.5},
-    "competition": {"low": 0.9, "medium": 0.5, "high": 0.2, "unknown": 0.5},
-}
-SEVERITY = {"high": 1.0, "medium": 0.6, "low": 0.3}
-OPPORTUNITY_WEIGHTS = {
-    "market_size": 0.20,
-    "growth_rate": 0.15,
-    "competition": 0.15,
-    "problem_severity": 0.20,
-    "solution_feasibility": 0.15,
-    "monetization_potential": 0.15,
-}
 WORKFLOW = (
     ("researcher", "run_niche_analysis"),
     ("researcher", "select_niche"),
@@ -987,11 +982,7 @@ class TrafficGenerator:
     def opportunity_scored(self) -> Event:
         """Score a niche as an opportunity with the domain's weighted factors."""
         niche = self._niche()
-        severity = (
-            sum(SEVERITY[s] for s in niche.severities) / len(niche.severities)
-            if niche.severities
-            else 0.0
-        )
+        severity = problem_severity(niche.severities)
         factors = {
             "market_size": FACTOR_VALUES["market_size"][niche.market_size],
             "growth_rate": FACTOR_VALUES["growth_rate"][niche.growth_rate],
@@ -1000,14 +991,14 @@ class TrafficGenerator:
             "solution_feasibility": niche.feasibility,
             "monetization_potential": niche.monetization,
         }
-        overall = round(sum(factors[k] * w for k, w in OPPORTUNITY_WEIGHTS.items()), 4)
+        overall = round(overall_score(factors), 4)
         payload = {
             "niche_id": niche.niche_id,
             "opportunity_id": niche.opportunity_id,
             "factors": factors,
             "weights": dict(OPPORTUNITY_WEIGHTS),
             "overall_score": overall,
-            "band": _band(overall),
+            "band": band_for(overall),
         }
         return self._event(
             "OpportunityScored",
@@ -1071,49 +1062,6 @@ class TrafficGenerator:
         )
 
 
-def project_revenue(request: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a RevenueProjected payload for a RevenueProjectionRequested payload."""
-    tiers = request["tiers"]
-    churn = float(request["churn_rate"])
-    free = int(request["initial_users"])
-    paid = 0
-    acquisition = float(request["acquisition_per_month"])
-    months = []
-    total = 0.0
-    for month in range(1, int(request["months"]) + 1):
-        free = free + int(acquisition) - int(free * churn)
-        conversions = int(free * float(request["conversion_rate"]))
-        free -= conversions
-        paid = paid + conversions - int(paid * churn)
-        acquisition *= 1 + float(request["growth_rate"])
-        by_tier = {t["name"]: round(int(paid * t["share"]) * t["price_monthly"], 2) for t in tiers}
-        revenue = round(sum(by_tier.values()), 2)
-        total += revenue
-        months.append(
-            {
-                "month": month,
-                "users": free + paid,
-                "free_users": free,
-                "paid_users": paid,
-                "revenue": revenue,
-                "revenue_by_tier": by_tier,
-            }
-        )
-    last = months[-1] if months else {"users": 0, "paid_users": 0, "revenue": 0.0}
-    arpu = round(last["revenue"] / last["paid_users"], 4) if last["paid_users"] else 0.0
-    return {
-        "projection_id": request["projection_id"],
-        "business_model": request["business_model"],
-        "months": months,
-        "total_revenue": round(total, 2),
-        "final_users": last["users"],
-        "final_paid_users": last["paid_users"],
-        "arpu": arpu,
-        "ltv": round(arpu / churn, 2) if churn else None,
-        "currency": request["currency"],
-    }
-
-
 def _millis(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -1128,18 +1076,6 @@ def _level(score: float) -> str:
     if score >= 0.3:
         return "medium"
     return "low"
-
-
-def _band(score: float) -> str:
-    if score >= 0.8:
-        return "excellent"
-    if score >= 0.6:
-        return "very_good"
-    if score >= 0.4:
-        return "good"
-    if score >= 0.2:
-        return "fair"
-    return "limited"
 
 
 def parse_types(text: str | None) -> tuple[str, ...]:

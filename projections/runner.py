@@ -1,9 +1,12 @@
-"""Run a PostgreSQL projection from Kafka with its applied positions stored beside the rows.
+"""Run a projection from Kafka with its applied positions stored beside the read model.
 
-Each partition's batch is applied in one transaction together with the partition's
-next offset, so a crash between the write and Kafka's commit never loses or doubles a
-change. On assignment the runner seeks to the stored positions: Kafka's committed
-offsets are only advisory (they feed lag monitoring).
+The runner consumes, decodes (dead-lettering what it cannot decode) and hands each
+partition's batch to a sink. `PostgresSink` applies the batch in one transaction together
+with the partition's next offset, so a crash between the write and Kafka's commit never
+loses or doubles a change; `projections.documents.DocumentSink` does the same for
+document stores (per-document position guard + stored positions). On assignment the runner
+seeks to the stored positions: Kafka's committed offsets are only advisory (they feed lag
+monitoring).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -51,6 +54,84 @@ class PostgresProjection(Protocol):
         """Apply one event; the caller owns the transaction."""
 
 
+class Projection(Protocol):
+    """Name a projection and the event types it consumes."""
+
+    name: str
+    event_types: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """Say what applying one partition's batch did."""
+
+    next_offset: int
+    applied: int
+    skipped: int
+
+
+class ProjectionSink(Protocol):
+    """Store a projection's read model and its applied positions together."""
+
+    async def stored_positions(self) -> dict[tuple[str, int], int]:
+        """Return the next offset to apply per (topic, partition)."""
+
+    async def apply_batch(
+        self, topic: str, partition: int, records: Sequence[tuple[int, Event | None]]
+    ) -> BatchResult:
+        """Apply `(offset, event or None if undecodable)` in offset order; store the position."""
+
+
+class PostgresSink:
+    """Apply a PostgreSQL projection's batch and its position in one transaction."""
+
+    def __init__(self, projection: PostgresProjection, pool: asyncpg.Pool) -> None:
+        self.projection = projection
+        self._pool = pool
+
+    async def stored_positions(self) -> dict[tuple[str, int], int]:
+        """Return the next offset to apply per (topic, partition), as stored with the rows."""
+        rows = await self._pool.fetch(
+            "SELECT topic, partition, next_offset FROM projection_positions WHERE projection = $1",
+            self.projection.name,
+        )
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def apply_batch(
+        self, topic: str, partition: int, records: Sequence[tuple[int, Event | None]]
+    ) -> BatchResult:
+        """Apply the batch and the partition's next offset in one transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT next_offset FROM projection_positions"
+                " WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+                self.projection.name,
+                topic,
+                partition,
+            )
+            next_offset = row["next_offset"] if row else 0
+            applied = skipped = 0
+            for offset, event in records:
+                if offset < next_offset:
+                    skipped += 1
+                    continue
+                if event is not None and event.type in self.projection.event_types:
+                    await self.projection.apply(conn, event, Position(topic, partition, offset))
+                    applied += 1
+                next_offset = offset + 1
+            await conn.execute(
+                "INSERT INTO projection_positions (projection, topic, partition, next_offset)"
+                " VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (projection, topic, partition)"
+                " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+                self.projection.name,
+                topic,
+                partition,
+                next_offset,
+            )
+        return BatchResult(next_offset, applied, skipped)
+
+
 @dataclass(slots=True)
 class RunStats:
     """Count what the runner did since it started."""
@@ -78,9 +159,10 @@ class ProjectionRunner:
 
     def __init__(
         self,
-        projection: PostgresProjection,
+        projection: Projection,
         *,
-        pool: asyncpg.Pool,
+        sink: ProjectionSink | None = None,
+        pool: asyncpg.Pool | None = None,
         codec: EventCodec,
         bootstrap: str,
         group_id: str,
@@ -89,7 +171,11 @@ class ProjectionRunner:
     ) -> None:
         self.projection = projection
         self.stats = RunStats()
-        self._pool = pool
+        if sink is None:
+            if pool is None:
+                raise ValueError("ProjectionRunner needs a sink or a PostgreSQL pool")
+            sink = PostgresSink(cast(PostgresProjection, projection), pool)
+        self.sink = sink
         self._codec = codec
         self._group_id = group_id
         self._topics = list(topics)
@@ -109,12 +195,8 @@ class ProjectionRunner:
         self._next: dict[tuple[str, int], int] = {}
 
     async def stored_positions(self) -> dict[tuple[str, int], int]:
-        """Return the next offset to apply per (topic, partition), as stored with the rows."""
-        rows = await self._pool.fetch(
-            "SELECT topic, partition, next_offset FROM projection_positions WHERE projection = $1",
-            self.projection.name,
-        )
-        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        """Return the next offset to apply per (topic, partition), as stored with the model."""
+        return await self.sink.stored_positions()
 
     async def seek_to_stored(self, assigned: Sequence[TopicPartition]) -> None:
         """Position the consumer at the stored next offset of each assigned partition."""
@@ -152,40 +234,13 @@ class ProjectionRunner:
     ) -> None:
         key = (tp.topic, tp.partition)
         known = self._next.get(key, 0)
-        decoded: list[tuple[ConsumerRecord[bytes, bytes], Event | None]] = []
+        decoded: list[tuple[int, Event | None]] = []
         for record in records:
             event = await self._decode_or_dead_letter(record) if record.offset >= known else None
-            decoded.append((record, event))
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT next_offset FROM projection_positions"
-                " WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-                self.projection.name,
-                tp.topic,
-                tp.partition,
-            )
-            next_offset = row["next_offset"] if row else 0
-            applied = skipped = 0
-            for record, event in decoded:
-                if record.offset < next_offset:
-                    skipped += 1
-                    continue
-                if event is not None and event.type in self.projection.event_types:
-                    position = Position(record.topic, record.partition, record.offset)
-                    await self.projection.apply(conn, event, position)
-                    applied += 1
-                next_offset = record.offset + 1
-            await conn.execute(
-                "INSERT INTO projection_positions (projection, topic, partition, next_offset)"
-                " VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (projection, topic, partition)"
-                " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-                self.projection.name,
-                tp.topic,
-                tp.partition,
-                next_offset,
-            )
-        # Only after the transaction is durable does Kafka hear about it.
+            decoded.append((record.offset, event))
+        result = await self.sink.apply_batch(tp.topic, tp.partition, decoded)
+        next_offset, applied, skipped = result.next_offset, result.applied, result.skipped
+        # Only after the batch is durable does Kafka hear about it.
         await self._consumer.commit({tp: next_offset})
         self.stats.applied += applied
         self.stats.skipped += skipped

@@ -87,11 +87,11 @@ async def _publish_demo(settings: Settings, content_id: str) -> None:
         raise SystemExit(f"publishing the demo content failed: {report}")
 
 
-def _wait_for_answer(url: str, timeout: float = 120) -> dict[str, Any]:
+def _wait_for_answer(url: str, key: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            r = httpx.get(url, timeout=2)
+            r = httpx.get(url, timeout=2, headers={"Authorization": f"Bearer {key}"})
             if r.status_code == 200:
                 return dict(r.json())
         except httpx.TransportError:
@@ -116,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     _step("topics apply", _fs("topics", "apply"))
     _step("migrate", _fs("migrate"))
+    from api.keys import ensure_dev_key
+
+    key_file = settings.stack_dir / "dev-api-key"
+    key = ensure_dev_key(settings, key_file)
     print("==> services up", flush=True)
     services_up(settings)
     _step(
@@ -126,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(_publish_demo(settings, content_id))
     api = f"http://{settings.api_host}:{settings.api_port}"
     query = f"{api}/v1/content/{content_id}/bias"
-    answer = _wait_for_answer(query)
+    answer = _wait_for_answer(query, key)
     shown = {k: answer[k] for k in ("content_id", "overall_score", "level", "model_version")}
     top = sorted(answer["dimensions"].items(), key=lambda kv: -kv[1]["score"])[:3]
     shown["dimensions"] = {k: round(v["score"], 3) for k, v in top}
@@ -144,7 +148,7 @@ Try:
 Publish your own:
   echo '{{"content_id": "mine-1", "text": "Your text here"}}' \\
     | fairstream publish ContentSubmitted -
-  curl -s {api}/v1/content/mine-1/bias
+  curl -s -H "Authorization: Bearer $(cat {key_file})" {api}/v1/content/mine-1/bias
 
 Stop everything: make stop"""
     )

@@ -79,7 +79,7 @@ def mean_pool(hidden: NDArray[np.float32], mask: NDArray[np.int64]) -> NDArray[n
     counts = np.clip(weights.sum(axis=1), 1e-9, None)
     mean = summed / counts
     norms = np.clip(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12, None)
-    return (mean / norms).astype(np.float32)
+    return np.asarray(mean / norms, dtype=np.float32)
 
 
 class MiniLmEncoder:

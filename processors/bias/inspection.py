@@ -9,6 +9,7 @@ route on the flag.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ TRUNCATED_CONFIDENCE_FACTOR = 0.9
 # The language detector reads at most this many characters (its cost grows with length).
 LANGUAGE_SAMPLE_CHARS = 2000
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _NON_PRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn"})
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
 
@@ -79,9 +81,13 @@ class TextInspector:
         self._detector = detector or LanguageDetector()
 
     def inspect(self, text: str) -> TextFacts:
-        """Return the facts about one text; flags cover empty, blank, binary and non-English."""
+        """Return the facts about one text; flags cover empty, blank, binary and non-English.
+
+        `facts.text` is what the models read: lone surrogates (not encodable as UTF-8)
+        become U+FFFD, one character for one, so evidence offsets still fit the input.
+        """
         facts = TextFacts(
-            text=text,
+            text=_LONE_SURROGATE.sub("\ufffd", text),
             content_hash=content_hash(text),
             text_length=len(text),
             word_count=len(text.split()),

@@ -18,7 +18,7 @@ NO_LANGUAGE = "zxx"
 
 @dataclass(frozen=True, slots=True)
 class LanguageGuess:
-    """Hold the detected ISO 639-1 code (or "und"), its probability and whether it is not English."""
+    """Hold the ISO 639-1 code (or "und"), its probability and whether it is not English."""
 
     language: str
     probability: float

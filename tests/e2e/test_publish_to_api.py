@@ -56,6 +56,9 @@ def services(
 async def test_published_content_is_scored_and_served(
     services: str, isolated_settings: Settings, tmp_path: Path
 ) -> None:
+    from api.keys import ensure_dev_key_async
+
+    key = await ensure_dev_key_async(isolated_settings, tmp_path / "dev-api-key")
     neutral = f"c-{uuid.uuid4().hex[:8]}"
     biased = f"c-{uuid.uuid4().hex[:8]}"
     lines = [
@@ -74,7 +77,8 @@ async def test_published_content_is_scored_and_served(
     )
     assert published.returncode == 0, published.stderr
 
-    async with httpx.AsyncClient(base_url=services, timeout=5) as client:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=services, timeout=5, headers=headers) as client:
 
         async def answered() -> dict[str, dict[str, object]] | None:
             found = {}
@@ -109,6 +113,8 @@ async def test_published_content_is_scored_and_served(
         assert ready.status_code == 200
         metrics = await client.get("/metrics")
         assert "fairstream_http_requests_total" in metrics.text
+        anonymous = await client.get(f"/v1/content/{neutral}/bias", headers={"Authorization": ""})
+        assert anonymous.status_code == 401
 
 
 async def test_poison_message_goes_to_dead_letter_topic(

@@ -17,7 +17,7 @@ from processors.bias.training.pipeline import SEED, default_data_dir, prepare
 TRICKY = [
     "",
     "UPPER CASE TEXT ABOUT WOMEN",
-    "naïve café owners in São Paulo – façade",
+    "naïve café owners in São Paulo \u2013 façade",
     "tabs\tand\nnewlines and   spaces",
     "don't won't can't it's",
     "numbers 123 and under_scores a_b",

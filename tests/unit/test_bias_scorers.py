@@ -165,3 +165,23 @@ class TestScorerContract:
             [a.overall_score for a in scored], abs=1e-5
         )
         assert np.asarray(dimensions).shape == (2, len(DIMENSIONS))
+
+
+def test_quality_evidence_can_be_turned_off() -> None:
+    from processors.bias.quality import QualityOnnxScorer
+
+    scorer = QualityOnnxScorer(MODELS_DIR, explain=False)
+    (a,) = scorer.score_batch([STEREOTYPE])
+    assert a.evidence == [] and a.level != "low"
+
+
+@pytest.mark.parametrize("kind", ["fast", "quality"])
+def test_lone_surrogates_and_control_characters_do_not_crash(kind: str) -> None:
+    scorer = _cache.get(kind) or load_scorer(kind, MODELS_DIR)
+    text = "Women are \ud800 bad drivers\x00 and always emotional."
+    (a,) = scorer.score_batch([text])
+    assert 0.0 <= a.overall_score <= 1.0
+    assert a.text_length == len(text)
+    assert a.content_hash == hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    for span in a.evidence:
+        assert text[span.start : span.end] == span.text

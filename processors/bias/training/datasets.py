@@ -279,13 +279,17 @@ def read_holistic(data_dir: Path, seed: int) -> Iterator[LabeledText]:
     for axis, phrases in standalone.items():
         dimension = HOLISTIC_DIMENSIONS[axis]
         for entry in phrases:
-            singular = entry if isinstance(entry, str) else entry["noun_phrase"]
-            plural = None if isinstance(entry, str) else entry.get("plural_noun_phrase")
+            singular = str(entry if isinstance(entry, str) else entry["noun_phrase"])
+            plural_phrase = None if isinstance(entry, str) else entry.get("plural_noun_phrase")
             key = f"holistic:{axis}:{singular}"
             candidates = []
             for noun, noun_plural in neutral_nouns:
                 one = singular.format(article=_article(noun), noun=noun)
-                many = plural.format(article="", noun=noun_plural).strip() if plural else None
+                many = (
+                    plural_phrase.format(article="", noun=noun_plural).strip()
+                    if plural_phrase
+                    else None
+                )
                 for template in templates:
                     if "{plural_noun_phrase}" in template and many is None:
                         continue

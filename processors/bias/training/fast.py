@@ -101,7 +101,7 @@ def token_dimensions(model: FastModel) -> list[int]:
 
 
 def export_fast(model: FastModel, version: str) -> onnx.ModelProto:
-    """Convert the fast model to one ONNX graph: text in; probabilities, features, contributions out."""
+    """Convert the fast model to one ONNX graph: text in; probabilities and contributions out."""
     vectorizer = model.vectorizer
     n_features = len(vectorizer.vocabulary_)
     base = convert_sklearn(

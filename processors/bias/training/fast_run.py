@@ -33,7 +33,8 @@ def run_fast(
     model = train_fast(splits["train"], splits["validation"], seed)
     log(
         f"fast: vocabulary {len(model.vectorizer.vocabulary_)}, "
-        f"stereotype C={model.heads.stereotype_regularization}, dimension C={model.heads.dimension_c}"
+        f"stereotype C={model.heads.stereotype_regularization}, "
+        f"dimension C={model.heads.dimension_c}"
     )
     onnx_model = export_fast(model, version)
     path = out_dir / FAST_MODEL_FILE

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,7 +25,7 @@ MAX_ITER = 5000
 MLP_ALPHA_GRID = (1e-4, 1e-3, 1e-2)
 MLP_HIDDEN = (256,)
 MLP_MAX_ITER = 300
-StereotypeModel = LogisticRegression | MLPClassifier
+StereotypeModel: TypeAlias = "LogisticRegression | MLPClassifier"
 
 
 @dataclass(slots=True)

@@ -20,7 +20,10 @@ def _round(value: float) -> float:
 
 
 def per_class_table(
-    y_true: Sequence[Any], y_pred: Sequence[Any], labels: Sequence[Any], names: Sequence[str]
+    y_true: Sequence[Any] | NDArray[Any],
+    y_pred: Sequence[Any] | NDArray[Any],
+    labels: Sequence[Any],
+    names: Sequence[str],
 ) -> dict[str, dict[str, float]]:
     """Return precision, recall, F1 and support for each class."""
     p, r, f, s = precision_recall_fscore_support(

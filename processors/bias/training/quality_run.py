@@ -83,7 +83,7 @@ def run_quality(
 ) -> dict[str, Any]:
     """Embed the splits, train the head, write its ONNX file and report its metrics."""
     encoder = MiniLmEncoder()
-    config = {
+    config: dict[str, Any] = {
         "encoder_sha256": file_sha256(encoder_model_path()),
         "tokenizer_sha256": file_sha256(tokenizer_path()),
         "max_tokens": encoder.max_tokens,
@@ -96,7 +96,8 @@ def run_quality(
         splits["train"], splits["validation"], emb["train"], emb["validation"], seed
     )
     log(
-        f"quality: stereotype alpha={head.heads.stereotype_regularization}, dimension C={head.heads.dimension_c}"
+        f"quality: stereotype alpha={head.heads.stereotype_regularization}, "
+        f"dimension C={head.heads.dimension_c}"
     )
     ox.save_model(
         export_quality(head, version, config["encoder_sha256"]), out_dir / QUALITY_HEAD_FILE

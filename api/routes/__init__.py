@@ -1,0 +1,1 @@
+"""Routers of the query API, one module per area."""

@@ -1,0 +1,247 @@
+"""Benchmark: bias scoring through the running Faust processor vs raw onnxruntime.
+
+For each model (fast, quality) it measures, in the same run:
+- raw: onnxruntime alone on prepared feeds, same model and batch size;
+- processor: events/s through `fairstream processor bias` (a real worker on the local
+  Kafka): a backlog of ContentSubmitted is published while the worker is stopped, then the
+  worker starts and the rate is taken over the BiasScored records it produces (first to last
+  record timestamp), so start-up and rebalancing are not counted;
+- latency: p50 / p99 from publish to BiasScored at a fixed moderate rate.
+Prints both sides and the ratio; writes bench/results/bias_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from events.catalog import topic_name
+from events.codec import EventCodec
+from events.topics import apply_topics, topic_specs
+from fairstream.bootstrap import build_scorer
+from fairstream.settings import Settings, load_settings
+from producers.generator import TrafficGenerator
+from producers.publisher import KafkaEventPublisher
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FS = str(Path(sys.executable).with_name("fairstream"))
+
+
+def texts(count: int, seed: int) -> list[str]:
+    """Return realistic content texts from the sample-traffic generator."""
+    gen = TrafficGenerator(types=("ContentSubmitted",), seed=seed)
+    return [str(gen.make("ContentSubmitted").payload["text"]) for _ in range(count)]
+
+
+def raw_rate(settings: Settings, kind: str, sample: list[str], batch: int) -> float:
+    """Return texts/s of onnxruntime alone on prepared feeds of `batch` texts."""
+    scorer: Any = build_scorer(settings, kind)
+    feeds = [scorer.prepare_inputs(sample[i : i + batch]) for i in range(0, len(sample), batch)]
+    scorer.run_raw(feeds[0])  # warm-up
+    started = time.perf_counter()
+    for feed in feeds:
+        scorer.run_raw(feed)
+    return len(sample) / (time.perf_counter() - started)
+
+
+def _env(settings: Settings, kind: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        FAIRSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        FAIRSTREAM_TOPIC_PREFIX=settings.topic_prefix,
+        FAIRSTREAM_BIAS_PROCESSOR_GROUP=settings.bias_processor_group,
+        FAIRSTREAM_BIAS_MODEL=kind,
+        FAIRSTREAM_BIAS_BATCH_MAX=str(settings.bias_batch_max),
+        FAIRSTREAM_BIAS_BATCH_WAIT_MS=str(settings.bias_batch_wait_ms),
+    )
+    return env
+
+
+class Worker:
+    """Run `fairstream processor bias` as a subprocess."""
+
+    def __init__(self, settings: Settings, kind: str, log: Path) -> None:
+        self._argv = [FS, "processor", "bias"]
+        self._env = _env(settings, kind)
+        self._log = log
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self._log, "ab") as log:
+            self._proc = subprocess.Popen(
+                self._argv, env=self._env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+
+class Outputs:
+    """Read BiasScored records from a given offset on, with their timestamps."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = topic_name("BiasScored", settings.topic_prefix)
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "group.id": f"bench-reader-{uuid.uuid4().hex[:6]}",
+                "enable.auto.commit": False,
+            }
+        )
+        meta = self._consumer.list_topics(self.topic, timeout=10).topics[self.topic]
+        self._partitions = sorted(meta.partitions)
+        self.codec = EventCodec()
+
+    def end_offsets(self) -> dict[int, int]:
+        return {
+            p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
+            for p in self._partitions
+        }
+
+    def read(self, start: dict[int, int], count: int, timeout: float) -> list[tuple[float, Any]]:
+        self._consumer.assign([TopicPartition(self.topic, p, o) for p, o in start.items()])
+        got: list[tuple[float, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            for msg in self._consumer.consume(500, timeout=0.5):
+                if msg.error() is None:
+                    ts = msg.timestamp()[1] / 1000.0
+                    got.append((ts, self.codec.decode(msg.value(), msg.headers())))
+        return got
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def publish(settings: Settings, sample: list[str], tag: str) -> dict[str, float]:
+    """Publish one ContentSubmitted per text; return content id -> publish wall time."""
+    from events.jsonform import event_from_json
+
+    publisher = KafkaEventPublisher(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+    sent: dict[str, float] = {}
+    events = []
+    for i, text in enumerate(sample):
+        cid = f"{tag}-{i}"
+        events.append(
+            event_from_json("ContentSubmitted", {"content_id": cid, "text": text}, source="bench")
+        )
+        sent[cid] = time.time()
+    report = publisher.publish_all(events)
+    report.raise_for_failures()
+    publisher.close()
+    return sent
+
+
+def processor_rate(settings: Settings, kind: str, sample: list[str], log: Path) -> dict[str, Any]:
+    """Measure events/s of the worker on a backlog, and latency at a fixed rate."""
+    outputs = Outputs(settings)
+    worker = Worker(settings, kind, log)
+    try:
+        worker.start()
+        start = outputs.end_offsets()
+        publish(settings, sample[:20], "warm")
+        if len(outputs.read(start, 20, timeout=180)) < 20:
+            raise SystemExit(f"the {kind} worker did not score the warm-up events; see {log}")
+        worker.stop()
+
+        start = outputs.end_offsets()
+        publish(settings, sample, "backlog")
+        worker.start()
+        started = time.monotonic()
+        got = outputs.read(start, len(sample), timeout=600)
+        wall = time.monotonic() - started
+        if len(got) < len(sample):
+            raise SystemExit(f"only {len(got)}/{len(sample)} scored; see {log}")
+        stamps = sorted(ts for ts, _ in got)
+        steady = (len(stamps) - 1) / max(1e-9, stamps[-1] - stamps[0])
+
+        # Latency at a fixed moderate rate: publish one event every 1/rate s.
+        rate, seconds = 20.0, 10.0
+        start = outputs.end_offsets()
+        n = int(rate * seconds)
+        published: dict[str, float] = {}
+        for i in range(n):
+            published |= publish(settings, [sample[i % len(sample)]], f"lat{i}")
+            time.sleep(1.0 / rate)
+        lat = outputs.read(start, n, timeout=120)
+        latencies = sorted(
+            (ts - published[str(ev.payload["content_id"])]) * 1000.0
+            for ts, ev in lat
+            if str(ev.payload["content_id"]) in published
+        )
+    finally:
+        worker.stop()
+        outputs.close()
+    return {
+        "events": len(sample),
+        "events_per_s": steady,
+        "wall_including_startup_s": wall,
+        "latency_rate_per_s": rate,
+        "latency_p50_ms": statistics.median(latencies),
+        "latency_p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+    }
+
+
+def main() -> int:
+    """Run the benchmark for the chosen models and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", default="fast,quality")
+    parser.add_argument("--events", type=int, default=4000)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+
+    base = load_settings()
+    results: dict[str, Any] = {"batch": args.batch, "events": args.events, "models": {}}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for kind in args.models.split(","):
+        tag = uuid.uuid4().hex[:8]
+        settings = base.model_copy(
+            update={
+                "topic_prefix": f"bench-{tag}.",
+                "bias_processor_group": f"bench-{tag}-bias",
+                "bias_batch_max": args.batch,
+            }
+        )
+        specs = topic_specs(settings.topic_prefix, brokers=1)
+        apply_topics(settings.kafka_bootstrap, specs)
+        sample = texts(args.events, seed=7)
+        try:
+            raw = raw_rate(settings, kind, sample, args.batch)
+            proc = processor_rate(settings, kind, sample, RESULTS / f"bias-worker-{kind}.log")
+        finally:
+            admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+            admin.delete_topics([s.name for s in specs])
+        ratio = proc["events_per_s"] / raw
+        results["models"][kind] = {"raw_onnxruntime_per_s": raw, "processor": proc, "ratio": ratio}
+        print(
+            f"{kind:>8}: processor {proc['events_per_s']:9.1f} ev/s | raw onnxruntime "
+            f"{raw:9.1f} texts/s | ratio {ratio:5.2f} | latency at {proc['latency_rate_per_s']:.0f}"
+            f" ev/s p50 {proc['latency_p50_ms']:.1f} ms p99 {proc['latency_p99_ms']:.1f} ms"
+        )
+    out = RESULTS / "bias_throughput.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Windowed aggregation of analytics, model usage and bias scores into MetricWindowClosed."""

@@ -1,0 +1,209 @@
+"""The analytics aggregation processor as a Faust app: source events in, MetricWindowClosed out.
+
+Topology (consumer group and app id `Settings.analytics_processor_group`):
+
+* agent `route-observations` reads AnalyticsEventRecorded, ModelUsageRecorded and
+  BiasScored, and writes observations to the internal topic
+  `<app id>-observations` (6 partitions), keyed by aggregation group. The sources are
+  keyed by session / model / content; this repartition step makes the group key the
+  partition key, so one partition (and one table partition) owns each group's windows.
+* agent `aggregate-windows` reads the internal topic and keeps every window in the
+  table `windows` (changelog `<app id>-windows-changelog`, compacted, same partition
+  count), so a restarted or rebalanced worker recovers open windows, closed markers
+  and lane clocks. It emits MetricWindowClosed for each window that closes.
+* a timer sends a clock tick (wall time) to every internal partition this worker owns,
+  in band with the observations, so idle lanes still close their windows and every
+  table write happens in the partition's own stream context.
+
+Window rules (tumbling 1 minute / 1 hour / 1 day on envelope.occurred_at; watermark per
+internal partition and family; grace `Settings.analytics_grace_seconds`; close once;
+late rule; duplicates; p95) are documented in `processors.analytics.windows`. In short:
+**an event is counted if its window is still open (its lane's clock has not reached
+window end + grace); otherwise it is late: not counted, never reopening the window, and
+reported as `late_count` on the next close of the same group and window kind.**
+
+Delivery: records are produced with acks=all and awaited before the agent takes the
+next record, so a source offset commits only after its output is written. After a
+crash the uncommitted tail is re-delivered; repeated observations are dropped by the
+per-window event-id memory, and a window closed again (its marker not yet in the
+changelog) is re-emitted with the same event id, so consumers dedupe by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, cast
+
+import faust
+
+from events.codec import EventCodec
+from fairstream.settings import Settings
+from processors.analytics.service import (
+    TICK_KEY,
+    AnalyticsAggregationService,
+    encode_tick,
+)
+from processors.analytics.windows import WindowAggregator
+from processors.deadletter import OutgoingMessage, RawMessage
+from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
+
+log = logging.getLogger(__name__)
+
+INTERNAL_PARTITIONS = 6
+TABLE_NAME = "windows"
+
+
+class FaustTableWindowStore:
+    """Adapt a Faust table to the aggregator's `WindowStore`; writes go to its changelog."""
+
+    def __init__(self, table: faust.types.TableT[str, Any]) -> None:
+        self._table = table
+
+    def get(self, key: str) -> Any:
+        """Return the value of `key`, or None."""
+        return self._table.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        """Store `value` under `key` (one changelog record)."""
+        self._table[key] = value
+
+    def delete(self, key: str) -> None:
+        """Remove `key` (a changelog tombstone) if present."""
+        if key in self._table:
+            del self._table[key]
+
+
+def observations_topic_name(settings: Settings) -> str:
+    """Return the internal observations topic of this app."""
+    return f"{settings.analytics_processor_group}-observations"
+
+
+def tick_interval(grace_seconds: float) -> float:
+    """Return how often idle lanes are ticked: a quarter of the grace, within 0.5-5 s."""
+    return min(5.0, max(0.5, grace_seconds / 4.0))
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Create the Faust app that aggregates analytics, model usage and bias scores in windows."""
+    app = faust.App(
+        settings.analytics_processor_group,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=INTERNAL_PARTITIONS,
+        topic_disable_leader=True,
+        web_enabled=False,
+    )
+    table = app.Table(
+        TABLE_NAME,
+        default=None,
+        partitions=INTERNAL_PARTITIONS,
+    )  # keys and values are JSON in the changelog (Faust's default for untyped tables)
+    grace_ms = int(settings.analytics_grace_seconds * 1000)
+    codec = EventCodec.from_url(settings.schema_registry_url, topic_prefix=settings.topic_prefix)
+    internal_name = observations_topic_name(settings)
+    service = AnalyticsAggregationService(
+        codec,
+        WindowAggregator(FaustTableWindowStore(table), grace_ms=grace_ms),
+        observations_topic=internal_name,
+        topic_prefix=settings.topic_prefix,
+        dimension_floor=settings.bias_threshold_medium,
+    )
+    sources = app.topic(
+        *service.source_topics,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    observations = app.topic(
+        internal_name,
+        internal=True,
+        partitions=INTERNAL_PARTITIONS,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    sinks: dict[str, faust.TopicT] = {internal_name: observations}
+
+    def sink(name: str) -> faust.TopicT:
+        if name not in sinks:
+            sinks[name] = app.topic(name, key_serializer="raw", value_serializer="raw")
+        return sinks[name]
+
+    async def send_all(messages: list[OutgoingMessage]) -> None:
+        pending = [
+            await sink(m.topic).send(key=m.key, value=m.value, headers=list(m.headers), force=True)
+            for m in messages
+        ]
+        # Wait for the broker's acknowledgement before the record's offset can commit.
+        await asyncio.gather(*pending)
+
+    @app.agent(sources, name="route-observations")
+    async def route_observations(stream: faust.StreamT[bytes]) -> None:
+        async for event in cast(faust.Stream[bytes], stream).events():
+            message = event.message
+            outcome = service.route(
+                RawMessage(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    value=message.value,
+                    headers=_headers(message.headers),
+                )
+            )
+            await send_all(outcome.messages)
+            if outcome.dead_lettered:
+                DEAD_LETTERED.labels(service.name, "undecodable").inc()
+                EVENTS_PROCESSED.labels(service.name, "unknown", "dead_lettered").inc()
+            else:
+                EVENTS_PROCESSED.labels(service.name, str(outcome.event_type), "routed").inc()
+
+    @app.agent(observations, name="aggregate-windows")
+    async def aggregate_windows(stream: faust.StreamT[bytes]) -> None:
+        async for event in cast(faust.Stream[bytes], stream).events():
+            message = event.message
+            if message.value is None:
+                continue
+            result = service.aggregate(message.partition, message.key, message.value)
+            await send_all(result.messages)
+            step = result.step
+            for name, n in (("late", step.late), ("duplicate", step.duplicates)):
+                if n:
+                    EVENTS_PROCESSED.labels(service.name, "observation", name).inc(n)
+            for closed in step.closed:
+                EVENTS_PROCESSED.labels(service.name, "MetricWindowClosed", "emitted").inc()
+                log.info(
+                    "closed %s count=%d late=%d", closed.window_key, closed.count, closed.late_count
+                )
+
+    async def tick_idle_lanes() -> None:
+        now = int(time.time() * 1000)
+        owned = sorted(
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == internal_name
+        )
+        pending = [
+            await observations.send(key=TICK_KEY, value=encode_tick(now), partition=p, force=True)
+            for p in owned
+        ]
+        await asyncio.gather(*pending)
+
+    # app.timer is untyped; register the tick without decorating a typed function.
+    app.timer(tick_interval(settings.analytics_grace_seconds), name="tick-idle-lanes")(
+        tick_idle_lanes
+    )
+    return app
+
+
+def _headers(headers: Any) -> list[tuple[str, bytes]]:
+    if not headers:
+        return []
+    items = headers.items() if hasattr(headers, "items") else headers
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]

@@ -1,0 +1,1 @@
+"""Campaign screening: CampaignPlanned -> ContentSubmitted per item -> BiasScored -> verdict."""

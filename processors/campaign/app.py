@@ -1,0 +1,180 @@
+"""The campaign screening processor as a Faust app.
+
+Co-partitioning: the screening table is keyed by campaign_id, but BiasScored is keyed
+(and partitioned) by content_id on a topic with a different partition count. Two
+stateless agents therefore re-key CampaignPlanned and BiasScored onto one internal
+topic keyed by campaign_id with as many partitions as the table; the one stateful
+agent reads only that topic. Every event of a campaign then lands on the partition
+(and worker) that owns the campaign's table row, in order: a plan is stored before its
+ContentSubmitted go out, so its scores always come after it. A repartition topic was
+chosen over a single-partition agent so screening still scales with workers.
+
+Timeouts: a timer scans the table and, for each overdue screening, sends a deadline
+check to the internal topic; the owning agent decides (a table may only change inside
+its partition's stream) with the pure `timeout_verdict`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+
+from events.codec import EventCodec
+from events.topics import topic_spec
+from fairstream.settings import Settings
+from processors.bias.scoring import thresholds_from_settings
+from processors.campaign.domain import overdue_campaigns
+from processors.campaign.service import CampaignScreeningService
+from processors.deadletter import OutgoingMessage, RawMessage
+from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "screenings"
+
+
+def internal_topic_name(settings: Settings) -> str:
+    """Return the internal topic that carries both inputs keyed by campaign_id."""
+    return f"{settings.topic_prefix}{settings.campaign_processor_group}-by-campaign"
+
+
+def changelog_topic_name(settings: Settings) -> str:
+    """Return the changelog topic Faust keeps the screening table in."""
+    return f"{settings.campaign_processor_group}-{TABLE_NAME}-changelog"
+
+
+def timer_interval(timeout_seconds: float) -> float:
+    """Return how often to scan for overdue screenings: a fifth of the timeout, 0.5..10 s."""
+    return max(0.5, min(10.0, timeout_seconds / 5))
+
+
+def build_service(settings: Settings) -> CampaignScreeningService:
+    """Create the screening logic for these settings."""
+    return CampaignScreeningService(
+        EventCodec.from_url(settings.schema_registry_url, topic_prefix=settings.topic_prefix),
+        topic_prefix=settings.topic_prefix,
+        internal_topic=internal_topic_name(settings),
+        thresholds=thresholds_from_settings(settings),
+        timeout_seconds=settings.campaign_screening_timeout_seconds,
+    )
+
+
+def create_app(settings: Settings, service: CampaignScreeningService | None = None) -> faust.App:
+    """Create the Faust app: route both inputs by campaign, keep state in a table, time out."""
+    service = service or build_service(settings)
+    partitions = topic_spec("campaign.planned").partitions
+    app = faust.App(
+        settings.campaign_processor_group,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        # Only internal topics (the re-keyed input, the table changelog) are declared.
+        topic_allow_declare=True,
+        topic_partitions=partitions,
+        topic_disable_leader=True,
+        web_enabled=False,
+    )
+
+    def raw_topic(name: str, **options: Any) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            **options,
+        )
+
+    planned = raw_topic(service.planned_topic)
+    scored = raw_topic(service.scored_topic)
+    by_campaign = raw_topic(service.internal_topic, partitions=partitions, internal=True)
+    screenings = app.Table(TABLE_NAME, default=None, partitions=partitions, key_type=str)
+    sinks: dict[str, faust.TopicT] = {service.internal_topic: by_campaign}
+
+    async def send_all(messages: list[OutgoingMessage]) -> None:
+        pending = []
+        for m in messages:
+            if m.topic not in sinks:
+                sinks[m.topic] = raw_topic(m.topic)
+            pending.append(
+                await sinks[m.topic].send(
+                    key=m.key, value=m.value, headers=list(m.headers), force=True
+                )
+            )
+        # Wait for the broker's acknowledgement before the input's offset can commit.
+        await asyncio.gather(*pending)
+
+    async def route(stream: faust.StreamT[bytes], event_type: str) -> None:
+        async for event in stream.events():
+            out = service.route(raw_message(event.message))
+            if out is None:
+                EVENTS_PROCESSED.labels(service.name, event_type, "not_a_campaign").inc()
+                continue
+            await send_all([out])
+            if out.topic == service.internal_topic:
+                EVENTS_PROCESSED.labels(service.name, event_type, "routed").inc()
+            else:
+                EVENTS_PROCESSED.labels(service.name, event_type, "dead_lettered").inc()
+                DEAD_LETTERED.labels(service.name, "undecodable").inc()
+
+    @app.agent(planned, name="route-planned")
+    async def route_planned(stream: faust.StreamT[bytes]) -> None:
+        await route(stream, "CampaignPlanned")
+
+    @app.agent(scored, name="route-scores")
+    async def route_scores(stream: faust.StreamT[bytes]) -> None:
+        await route(stream, "BiasScored")
+
+    @app.agent(by_campaign, name="screen")
+    async def screen(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = raw_message(event.message)
+            campaign_id = (message.key or b"").decode("utf-8")
+            before = screenings.get(campaign_id)
+            step = service.step(message, before, time.time())
+            # Send first, store after the broker acknowledged: a crash in between
+            # re-delivers the input, which re-sends the same (deterministic) ids.
+            await send_all(step.messages)
+            if step.changed and step.state is not None:
+                screenings[campaign_id] = step.state
+            EVENTS_PROCESSED.labels(service.name, "screening", step.outcome).inc()
+            if step.outcome in ("approved", "needs_review", "incomplete"):
+                log.info("campaign %s screened: %s", campaign_id, step.outcome)
+
+    # Checks sent and not yet answered, so a slow owner is not flooded every tick.
+    asked: dict[str, float] = {}
+    interval = timer_interval(service.timeout_seconds)
+
+    async def check_deadlines() -> None:
+        now = time.time()
+        due = overdue_campaigns(list(screenings.items()), now, service.timeout_seconds)
+        for key in [k for k, at in asked.items() if k not in due or now - at > 5 * interval]:
+            del asked[key]
+        fresh = [k for k in due if k not in asked]
+        if fresh:
+            await send_all([service.deadline_check(k) for k in fresh])
+            asked.update(dict.fromkeys(fresh, now))
+
+    app.timer(interval, name="check-deadlines")(check_deadlines)
+    return app
+
+
+def raw_message(message: Any) -> RawMessage:
+    """Copy a consumed Faust message into a RawMessage."""
+    headers = message.headers or []
+    items = headers.items() if hasattr(headers, "items") else headers
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=[(str(k), bytes(v) if v is not None else b"") for k, v in items],
+    )

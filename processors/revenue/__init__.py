@@ -1,0 +1,1 @@
+"""Revenue projection: RevenueProjectionRequested in, RevenueProjected out."""

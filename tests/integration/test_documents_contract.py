@@ -1,0 +1,176 @@
+"""One contract for the document store port: PostgreSQL, MongoDB (FerretDB) and in-memory."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from fairstream.bootstrap import connect_pool
+from fairstream.settings import Settings
+from projections.documents import (
+    DocumentStore,
+    DocumentStoreError,
+    InMemoryDocumentStore,
+    MongoDocumentStore,
+    PostgresDocumentStore,
+    Update,
+)
+from projections.runner import Position
+
+pytestmark = pytest.mark.integration
+
+C = "things"
+T = "t-x.some.topic"
+
+
+def at(offset: int, partition: int = 0, topic: str = T) -> Position:
+    """Return a position on the test topic."""
+    return Position(topic, partition, offset)
+
+
+@pytest.fixture(params=["postgres", "mongo", "memory"])
+async def store(
+    request: pytest.FixtureRequest, isolated_settings: Settings, pg_schema: str
+) -> AsyncIterator[DocumentStore]:
+    """Yield an empty store of each backend; drop what it created after."""
+    if request.param == "memory":
+        memory = InMemoryDocumentStore()
+        await memory.ensure_collection(C, ("kind", "n"))
+        yield memory
+    elif request.param == "postgres":
+        pool = await connect_pool(isolated_settings)
+        pg = PostgresDocumentStore(pool)
+        await pg.ensure_collection(C, ("kind", "n"))
+        try:
+            yield pg
+        finally:
+            await pool.close()
+    else:
+        database = f"t_{uuid.uuid4().hex[:12]}"
+        mongo = MongoDocumentStore.connect(isolated_settings.mongo_url, database)
+        await mongo.ensure_collection(C, ("kind", "n"))
+        try:
+            yield mongo
+        finally:
+            from motor.motor_asyncio import AsyncIOMotorClient
+
+            client: AsyncIOMotorClient[Any] = AsyncIOMotorClient(isolated_settings.mongo_url)
+            await client.drop_database(database)
+            client.close()
+            await mongo.close()
+
+
+class TestDocumentStoreContract:
+    """Hold every backend to the same behaviour."""
+
+    async def test_apply_creates_and_get_returns_without_positions(
+        self, store: DocumentStore
+    ) -> None:
+        assert await store.get(C, "a") is None
+        applied = await store.apply(
+            C, "a", at(3), {"$set": {"kind": "x", "nested.deep.v": 1.5, "list": [1, "two"]}}
+        )
+        assert applied is True
+        assert await store.get(C, "a") == {
+            "_id": "a",
+            "kind": "x",
+            "nested": {"deep": {"v": 1.5}},
+            "list": [1, "two"],
+        }
+
+    async def test_redelivered_or_older_position_changes_nothing(
+        self, store: DocumentStore
+    ) -> None:
+        update: Update = {"$inc": {"n": 1}, "$set": {"last": "x"}}
+        assert await store.apply(C, "a", at(5), update) is True
+        assert await store.apply(C, "a", at(5), update) is False
+        assert (
+            await store.apply(C, "a", at(4), {"$inc": {"n": 1}, "$set": {"last": "old"}}) is False
+        )
+        assert await store.get(C, "a") == {"_id": "a", "n": 1, "last": "x"}
+        assert await store.apply(C, "a", at(6), update) is True
+        assert (await store.get(C, "a") or {})["n"] == 2
+
+    async def test_positions_are_per_partition_and_topic(self, store: DocumentStore) -> None:
+        assert await store.apply(C, "a", at(10, partition=0), {"$inc": {"n": 1}})
+        assert await store.apply(C, "a", at(2, partition=1), {"$inc": {"n": 1}})
+        assert await store.apply(C, "a", at(1, topic="t-x.other"), {"$inc": {"n": 1}})
+        assert not await store.apply(C, "a", at(2, partition=1), {"$inc": {"n": 1}})
+        assert (await store.get(C, "a") or {})["n"] == 3
+
+    async def test_positions_are_per_document(self, store: DocumentStore) -> None:
+        assert await store.apply(C, "a", at(7), {"$set": {"v": 1}})
+        assert await store.apply(C, "b", at(3), {"$set": {"v": 2}})
+        assert [d["_id"] for d in await store.find(C)] == ["a", "b"]
+
+    async def test_set_on_insert_inc_and_unset(self, store: DocumentStore) -> None:
+        first: Update = {"$setOnInsert": {"created": "first"}, "$set": {"v": 1, "gone": True}}
+        assert await store.apply(C, "a", at(1), first)
+        second: Update = {
+            "$setOnInsert": {"created": "second"},
+            "$inc": {"count.total": 2, "f": 0.5},
+            "$unset": {"gone": ""},
+        }
+        assert await store.apply(C, "a", at(2), second)
+        assert await store.get(C, "a") == {
+            "_id": "a",
+            "created": "first",
+            "v": 1,
+            "count": {"total": 2},
+            "f": 0.5,
+        }
+
+    async def test_set_replaces_nested_maps_and_keeps_siblings(self, store: DocumentStore) -> None:
+        await store.apply(C, "a", at(1), {"$set": {"m.x%2Ey": {"s": 1}, "m.z": {"s": 2}}})
+        await store.apply(C, "a", at(2), {"$set": {"m.x%2Ey": {"s": 3}}})
+        assert (await store.get(C, "a") or {})["m"] == {"x%2Ey": {"s": 3}, "z": {"s": 2}}
+
+    async def test_find_filters_sorts_and_limits(self, store: DocumentStore) -> None:
+        rows = [
+            ("a", "x", 3, "2025-06-01"),
+            ("b", "y", 1, "2025-06-02"),
+            ("c", "x", 2, "2025-06-03"),
+            ("d", "x", 5, "2025-06-04"),
+        ]
+        for offset, (doc_id, kind, n, day) in enumerate(rows):
+            await store.apply(C, doc_id, at(offset), {"$set": {"kind": kind, "n": n, "day": day}})
+        ids = [d["_id"] for d in await store.find(C, {"kind": "x"}, sort=[("n", -1)])]
+        assert ids == ["d", "a", "c"]
+        ranged = await store.find(C, {"day": {"$gte": "2025-06-02", "$lt": "2025-06-04"}})
+        assert [d["_id"] for d in ranged] == ["b", "c"]
+        assert [d["_id"] for d in await store.find(C, {"n": {"$in": [1, 5]}})] == ["b", "d"]
+        assert [
+            d["_id"] for d in await store.find(C, {"n": {"$gt": 1}}, sort=[("n", 1)], limit=2)
+        ] == [
+            "c",
+            "a",
+        ]
+        assert [d["_id"] for d in await store.find(C, {"_id": "c"})] == ["c"]
+        assert await store.find(C, {"kind": "nope"}) == []
+        found = await store.find(C, {"kind": "y"})
+        assert found == [{"_id": "b", "kind": "y", "n": 1, "day": "2025-06-02"}]
+
+    async def test_stored_positions_round_trip(self, store: DocumentStore) -> None:
+        assert await store.stored_positions("p1") == {}
+        await store.save_position("p1", T, 0, 10)
+        await store.save_position("p1", T, 1, 4)
+        await store.save_position("p1", T, 0, 12)
+        await store.save_position("p2", T, 0, 99)
+        assert await store.stored_positions("p1") == {(T, 0): 12, (T, 1): 4}
+
+    async def test_batch_applies_through_the_same_contract(self, store: DocumentStore) -> None:
+        async with store.batch() as tx:
+            assert await tx.apply(C, "a", at(1), {"$inc": {"n": 1}})
+            assert not await tx.apply(C, "a", at(1), {"$inc": {"n": 1}})
+            await tx.save_position("p", T, 0, 2)
+        assert (await store.get(C, "a") or {})["n"] == 1
+        assert await store.stored_positions("p") == {(T, 0): 2}
+
+    async def test_rejects_unsupported_updates(self, store: DocumentStore) -> None:
+        with pytest.raises(DocumentStoreError):
+            await store.apply(C, "a", at(1), {"$push": {"l": 1}})
+        with pytest.raises(DocumentStoreError):
+            await store.apply("Bad-Name", "a", at(1), {"$set": {"v": 1}})

@@ -1,0 +1,481 @@
+"""Every projection against its real store: events through Kafka, rows and documents checked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import date
+from typing import Any
+
+import asyncpg
+import pytest
+from confluent_kafka import Producer
+
+from events.catalog import topic_name
+from events.codec import EventCodec
+from events.model import Event
+from events.testing import example_event
+from fairstream.bootstrap import (
+    DOCUMENT_PROJECTIONS,
+    build_projection_runner,
+    connect_pool,
+    prepare_document_store,
+)
+from fairstream.settings import Settings
+from projections.documents import DocumentStore
+from projections.runner import RunStats
+
+pytestmark = pytest.mark.integration
+CODEC = EventCodec()
+
+
+def at(day: str, time: str = "12:00:00") -> dict[str, str]:
+    """Return an envelope override for an event that occurred at `day` `time` UTC."""
+    return {"occurred_at": f"{day}T{time}Z"}
+
+
+def publish(settings: Settings, events: Sequence[Event]) -> None:
+    """Publish events in order to their topics under the settings' prefix."""
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "linger.ms": 5}
+    )
+    for event in events:
+        encoded = CODEC.encode(event)
+        headers: list[tuple[str, str | bytes | None]] = list(encoded.headers)
+        producer.produce(
+            topic_name(event.type, settings.topic_prefix),
+            key=encoded.key,
+            value=encoded.value,
+            headers=headers,
+        )
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+async def run_until_idle(
+    settings: Settings, name: str, expect_seen: int, timeout: float = 60.0
+) -> RunStats:
+    """Run one projection until it has seen `expect_seen` records, then a little longer."""
+    pool = await connect_pool(settings)
+    store: DocumentStore | None = None
+    try:
+        if name in DOCUMENT_PROJECTIONS:
+            store = await prepare_document_store(settings, pool)
+        runner = build_projection_runner(settings, name, pool, store)
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop))
+        for _ in range(int(timeout / 0.25)):
+            await asyncio.sleep(0.25)
+            s = runner.stats
+            if s.applied + s.skipped + s.dead_lettered >= expect_seen or task.done():
+                break
+        await asyncio.sleep(1.0)  # let anything extra arrive, so duplicates would show
+        stop.set()
+        return await task
+    finally:
+        if store is not None:
+            await store.close()
+        await pool.close()
+
+
+async def fetch(settings: Settings, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Run a query in the test's schema and return plain dicts."""
+    conn = await asyncpg.connect(
+        settings.postgres_dsn.get_secret_value(),
+        server_settings={"search_path": settings.pg_schema},
+    )
+    try:
+        return [dict(r) for r in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
+async def rewind_positions(settings: Settings) -> None:
+    """Forget every stored position, as if the crash happened before any was written."""
+    conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
+    try:
+        await conn.execute(f'DELETE FROM "{settings.pg_schema}".projection_positions')
+    finally:
+        await conn.close()
+    if settings.document_store == "mongo":
+        from motor.motor_asyncio import AsyncIOMotorClient
+
+        client: AsyncIOMotorClient[Any] = AsyncIOMotorClient(settings.mongo_url)
+        await client[settings.mongo_database]["projection_positions"].delete_many({})
+        client.close()
+
+
+@pytest.fixture
+def settings(isolated_settings: Settings, test_id: str) -> Settings:
+    """Return the isolated settings with this test's projection groups and Mongo database."""
+    return isolated_settings.model_copy(
+        update={
+            "projection_group_prefix": f"t-{test_id}-proj-",
+            "mongo_database": f"t_{test_id}",
+        }
+    )
+
+
+@pytest.fixture(params=["mongo", "postgres"])
+async def doc_settings(
+    request: pytest.FixtureRequest, settings: Settings, event_topics: list[str], pg_schema: str
+) -> AsyncIterator[Settings]:
+    """Yield settings for each document backend; drop the test's Mongo database after."""
+    yield settings.model_copy(update={"document_store": request.param})
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    client: AsyncIOMotorClient[Any] = AsyncIOMotorClient(settings.mongo_url)
+    await client.drop_database(settings.mongo_database)
+    client.close()
+
+
+async def documents(settings: Settings, collection: str) -> dict[str, dict[str, Any]]:
+    """Return every document of a collection by id, via the configured store."""
+    pool = await connect_pool(settings)
+    try:
+        store = await prepare_document_store(settings, pool)
+        try:
+            return {d["_id"]: d for d in await store.find(collection)}
+        finally:
+            await store.close()
+    finally:
+        await pool.close()
+
+
+# -- PostgreSQL projections -------------------------------------------------------------
+
+
+def scored(content_id: str, score: float, level: str, day: str, mv: str = "v1", **kw: Any) -> Event:
+    """Return a BiasScored event."""
+    return example_event(
+        "BiasScored",
+        content_id=content_id,
+        overall_score=score,
+        level=level,
+        model_version=mv,
+        latency_ms=10.0,
+        envelope=at(day, kw.pop("time", "12:00:00")),
+        **kw,
+    )
+
+
+async def test_bias_daily_counts_each_content_once(
+    settings: Settings, event_topics: list[str], pg_schema: str
+) -> None:
+    events = [
+        scored("a", 0.1, "low", "2025-06-01"),
+        scored("b", 0.5, "medium", "2025-06-01"),
+        scored("c", 0.9, "critical", "2025-06-01"),
+        scored("d", 0.65, "high", "2025-06-02"),
+        scored("e", 0.3, "medium", "2025-06-01", mv="v2"),
+        # b re-scored a day later with the same model version: moves to 2025-06-02.
+        scored("b", 0.85, "critical", "2025-06-02"),
+        # c re-scored with an OLDER time: ignored.
+        scored("c", 0.2, "low", "2025-06-01", time="08:00:00"),
+        # a (the day's minimum) re-scored the same day: min recomputed.
+        scored("a", 0.15, "low", "2025-06-01", time="13:00:00"),
+    ]
+    publish(settings, events)
+    stats = await run_until_idle(settings, "bias-daily", len(events))
+    assert (stats.applied, stats.dead_lettered) == (len(events), 0)
+
+    async def rows() -> dict[tuple[date, str], dict[str, Any]]:
+        found = await fetch(settings, "SELECT * FROM bias_daily")
+        return {(r["day"], r["model_version"]): r for r in found}
+
+    got = await rows()
+    assert set(got) == {
+        (date(2025, 6, 1), "v1"),
+        (date(2025, 6, 2), "v1"),
+        (date(2025, 6, 1), "v2"),
+    }
+    d1 = got[(date(2025, 6, 1), "v1")]
+    assert (d1["scored_count"], d1["score_min"], d1["score_max"]) == (2, 0.15, 0.9)
+    assert d1["score_sum"] == pytest.approx(1.05)
+    assert d1["score_avg"] == pytest.approx(0.525)
+    assert (d1["level_low"], d1["level_medium"], d1["level_high"], d1["level_critical"]) == (
+        1,
+        0,
+        0,
+        1,
+    )
+    assert [
+        d1[b]
+        for b in ("bucket_lt_02", "bucket_lt_04", "bucket_lt_06", "bucket_lt_08", "bucket_ge_08")
+    ] == [1, 0, 0, 0, 1]
+    d2 = got[(date(2025, 6, 2), "v1")]
+    assert (d2["scored_count"], d2["score_min"], d2["score_max"]) == (2, 0.65, 0.85)
+    assert (d2["level_high"], d2["level_critical"], d2["bucket_lt_08"], d2["bucket_ge_08"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    v2 = got[(date(2025, 6, 1), "v2")]
+    assert (v2["scored_count"], v2["level_medium"], v2["bucket_lt_04"]) == (1, 1, 1)
+    assert sum(r["scored_count"] for r in got.values()) == 5  # a, b, c, d (v1) and e (v2)
+
+    # Replaying everything (positions lost) must leave the roll-up exactly as it is.
+    await rewind_positions(settings)
+    again = await run_until_idle(settings, "bias-daily", len(events))
+    assert again.applied == len(events)
+    assert await rows() == got
+
+
+async def test_analytics_metrics_one_row_per_window(
+    settings: Settings, event_topics: list[str], pg_schema: str
+) -> None:
+    k1, k2 = "bias/minute/x/1", "model_usage/hour/m/1"
+    events = [
+        example_event("MetricWindowClosed", window_key=k1, count=10, envelope=at("2025-06-01")),
+        example_event(
+            "MetricWindowClosed",
+            window_key=k2,
+            family="model_usage",
+            window="hour",
+            count=3,
+            tokens=900,
+            cost=0.5,
+            envelope=at("2025-06-01"),
+        ),
+        # k1 emitted again with late events counted: replaces the row.
+        example_event(
+            "MetricWindowClosed",
+            window_key=k1,
+            count=12,
+            late_count=2,
+            envelope=at("2025-06-01", "12:05:00"),
+        ),
+        # an older emission of k1 arriving late: ignored.
+        example_event("MetricWindowClosed", window_key=k1, count=1, envelope=at("2025-05-31")),
+    ]
+    publish(settings, events)
+    stats = await run_until_idle(settings, "analytics-metrics", len(events))
+    assert stats.applied == len(events)
+    rows = {r["window_key"]: r for r in await fetch(settings, "SELECT * FROM metric_windows")}
+    assert set(rows) == {k1, k2}
+    assert (rows[k1]["count"], rows[k1]["late_count"], rows[k1]["emitted_count"]) == (12, 2, 2)
+    assert rows[k1]["score_buckets"] == [25, 9, 4, 2, 2]
+    assert rows[k1]["alert_counts"] == '{"high": 2, "critical": 1}'
+    assert (rows[k2]["family"], rows[k2]["window_kind"], rows[k2]["tokens"]) == (
+        "model_usage",
+        "hour",
+        900,
+    )
+
+
+async def test_model_usage_per_model_and_day(
+    settings: Settings, event_topics: list[str], pg_schema: str
+) -> None:
+    events = []
+    for i in range(1, 101):  # latencies 1..100 ms on one day, every 10th call failed
+        events.append(
+            example_event(
+                "ModelUsageRecorded",
+                request_id=f"r-{i}",
+                model="m1",
+                latency_ms=float(i),
+                input_tokens=i,
+                output_tokens=2 * i,
+                total_tokens=3 * i,
+                cost=0.01,
+                success=i % 10 != 0,
+                cached=i % 4 == 0,
+                envelope=at("2025-06-01"),
+            )
+        )
+    events.append(
+        example_event("ModelUsageRecorded", model="m1", latency_ms=500.0, envelope=at("2025-06-02"))
+    )
+    events.append(
+        example_event("ModelUsageRecorded", model="m2", latency_ms=7.0, envelope=at("2025-06-01"))
+    )
+    publish(settings, events)
+    stats = await run_until_idle(settings, "model-usage", len(events))
+    assert stats.applied == len(events)
+    rows = {
+        (r["day"], r["model"]): r for r in await fetch(settings, "SELECT * FROM model_usage_daily")
+    }
+    assert set(rows) == {
+        (date(2025, 6, 1), "m1"),
+        (date(2025, 6, 2), "m1"),
+        (date(2025, 6, 1), "m2"),
+    }
+    m1 = rows[(date(2025, 6, 1), "m1")]
+    assert (m1["requests"], m1["successes"], m1["failures"], m1["cached"]) == (100, 90, 10, 25)
+    assert (m1["input_tokens"], m1["output_tokens"], m1["total_tokens"]) == (5050, 10100, 15150)
+    assert m1["cost"] == pytest.approx(1.0)
+    assert (m1["latency_min_ms"], m1["latency_max_ms"]) == (1.0, 100.0)
+    assert m1["latency_avg_ms"] == pytest.approx(50.5)
+    assert 95.0 <= m1["latency_p95_ms"] <= 95.0 * 1.05  # exact p95 is 95 ms; bucket bound
+    single = rows[(date(2025, 6, 2), "m1")]
+    assert (single["requests"], single["latency_p95_ms"]) == (1, 500.0)
+    assert rows[(date(2025, 6, 1), "m2")]["latency_p95_ms"] == 7.0
+
+
+async def test_revenue_projection_rows_and_months(
+    settings: Settings, event_topics: list[str], pg_schema: str
+) -> None:
+    first = example_event("RevenueProjected", projection_id="p1", envelope=at("2025-06-01"))
+    other = example_event("RevenueProjected", projection_id="p2", envelope=at("2025-06-01"))
+    months = [
+        {
+            "month": 1,
+            "users": 10,
+            "free_users": 8,
+            "paid_users": 2,
+            "revenue": 20.0,
+            "revenue_by_tier": {"basic": 20.0},
+        },
+        {
+            "month": 2,
+            "users": 20,
+            "free_users": 15,
+            "paid_users": 5,
+            "revenue": 50.0,
+            "revenue_by_tier": {"basic": 30.0, "pro": 20.0},
+        },
+    ]
+    newer = example_event(
+        "RevenueProjected",
+        projection_id="p1",
+        months=months,
+        total_revenue=70.0,
+        final_users=20,
+        final_paid_users=5,
+        ltv=None,
+        envelope=at("2025-06-02"),
+    )
+    stale = example_event(
+        "RevenueProjected", projection_id="p1", total_revenue=1.0, envelope=at("2025-05-01")
+    )
+    publish(settings, [first, other, newer, stale])
+    stats = await run_until_idle(settings, "revenue-projections", 4)
+    assert stats.applied == 4
+    heads = {
+        r["projection_id"]: r for r in await fetch(settings, "SELECT * FROM revenue_projections")
+    }
+    assert set(heads) == {"p1", "p2"}
+    assert (heads["p1"]["total_revenue"], heads["p1"]["months_count"], heads["p1"]["ltv"]) == (
+        70.0,
+        2,
+        None,
+    )
+    assert heads["p2"]["months_count"] == 3 and heads["p2"]["business_model"] == "freemium"
+    rows = await fetch(
+        settings,
+        "SELECT projection_id, month, paid_users, revenue, revenue_by_tier"
+        " FROM revenue_projection_months ORDER BY projection_id, month",
+    )
+    assert [(r["projection_id"], r["month"]) for r in rows] == [
+        ("p1", 1),
+        ("p1", 2),
+        ("p2", 1),
+        ("p2", 2),
+        ("p2", 3),
+    ]
+    assert (
+        rows[1]["revenue"] == 50.0 and rows[1]["revenue_by_tier"] == '{"pro": 20.0, "basic": 30.0}'
+    )
+
+
+# -- document projections (both backends) ------------------------------------------------
+
+
+async def test_campaigns_document(doc_settings: Settings) -> None:
+    planned = example_event("CampaignPlanned", envelope=at("2025-06-01"))
+    item_score = example_event(
+        "BiasScored",
+        content_id="mk-2031-ad-03",
+        campaign_id="mk-2031",
+        overall_score=0.72,
+        level="high",
+        envelope=at("2025-06-01", "12:01:00"),
+    )
+    unrelated = example_event("BiasScored", content_id="solo", campaign_id=None)
+    screened = example_event("CampaignScreened", envelope=at("2025-06-01", "12:02:00"))
+    other_plan = example_event("CampaignPlanned", campaign_id="mk-9", status="active")
+    events = [planned, item_score, unrelated, screened, other_plan]
+    publish(doc_settings, events)
+    stats = await run_until_idle(doc_settings, "campaigns", len(events))
+    assert stats.applied == len(events)
+    docs = await documents(doc_settings, "campaigns")
+    assert set(docs) == {"mk-2031", "mk-9"}
+    c = docs["mk-2031"]
+    assert (c["status"], c["start_date"], c["items_total"], c["events_applied"]) == (
+        "draft",
+        "2025-07-01",
+        3,
+        3,
+    )
+    assert [ch["channel"] for ch in c["channels"]] == ["social_media", "email"]
+    item = c["channels"][0]["items"][1]
+    assert item["content_id"] == "mk-2031-ad-03" and "text" not in item
+    assert item["text_length"] == len(
+        "Spreadsheets are for people too old to learn new tools. Switch to StockSmith today."
+    )
+    score = c["item_scores"]["mk-2031-ad-03"]
+    assert (score["overall_score"], score["level"], score["scored_at"]) == (
+        0.72,
+        "high",
+        "2025-06-01T12:01:00.000Z",
+    )
+    assert c["verdict"] == "needs_review"
+    assert c["screening"]["flagged_items"][0]["reasons"][0].startswith("score 0.72")
+    assert "_positions" not in c
+
+    await rewind_positions(doc_settings)
+    again = await run_until_idle(doc_settings, "campaigns", len(events))
+    assert again.applied == len(events)
+    assert await documents(doc_settings, "campaigns") == docs  # re-delivery changed nothing
+
+
+async def test_opportunities_document(doc_settings: Settings) -> None:
+    events = [
+        example_event("NicheResearched", envelope=at("2025-06-01")),
+        example_event("OpportunityScored", envelope=at("2025-06-01", "12:00:01")),
+        example_event("NicheResearched", niche_id="n-2", name="Second"),
+    ]
+    publish(doc_settings, events)
+    await run_until_idle(doc_settings, "opportunities", len(events))
+    docs = await documents(doc_settings, "opportunities")
+    assert set(docs) == {"niche-ai-inventory-etsy", "n-2"}
+    o = docs["niche-ai-inventory-etsy"]
+    assert (o["band"], o["overall_score"], o["opportunity_id"], o["events_applied"]) == (
+        "very_good",
+        0.775,
+        "opp-5b1e",
+        2,
+    )
+    assert o["problems"][0]["severity"] == "high" and o["factors"]["growth_rate"] == 0.9
+    assert docs["n-2"]["name"] == "Second" and "band" not in docs["n-2"]
+
+
+async def test_agent_tasks_document(doc_settings: Settings) -> None:
+    events = [
+        example_event(
+            "AgentTaskCompleted",
+            task_id=f"task-{i}",
+            status="completed",
+            envelope=at("2025-06-01", f"09:0{i}:00"),
+        )
+        for i in range(3)
+    ]
+    events.append(
+        example_event(
+            "AgentTaskCompleted",
+            task_id="task-1",
+            status="failed",
+            error="boom",
+            envelope=at("2025-06-01", "09:09:00"),
+        )
+    )
+    publish(doc_settings, events)
+    await run_until_idle(doc_settings, "agent-tasks", len(events))
+    docs = await documents(doc_settings, "agent_tasks")
+    assert set(docs) == {"task-0", "task-1", "task-2"}
+    t1 = docs["task-1"]
+    assert (t1["status"], t1["error"], t1["events_applied"]) == ("failed", "boom", 2)
+    assert t1["completed_at"] == "2025-06-01T09:09:00.000Z"
+    assert t1["duration_ms"] == 9 * 60 * 1000  # started 09:00:00 in the example
+    assert t1["steps"][0]["ended_at"] == "2025-06-01T09:02:13.500Z"

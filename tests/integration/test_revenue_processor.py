@@ -1,0 +1,146 @@
+"""Revenue projection through Kafka: `fairstream processor revenue` as a subprocess."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Message
+from stacktest import ARTIFACTS, settings_env
+
+from events.catalog import topic_name
+from events.codec import EventCodec
+from events.model import Event
+from events.testing import example_event
+from fairstream.settings import Settings
+from producers.publisher import KafkaEventPublisher
+
+pytestmark = pytest.mark.integration
+
+FS = str(Path(sys.executable).with_name("fairstream"))
+
+
+@pytest.fixture
+def settings(isolated_settings: Settings, test_id: str) -> Settings:
+    """Return the test's settings with the processor's own consumer group."""
+    return isolated_settings.model_copy(update={"revenue_processor_group": f"t-{test_id}-revenue"})
+
+
+@pytest.fixture
+def processor(
+    settings: Settings, event_topics: list[str], test_id: str, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `fairstream processor revenue` for this test."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with open(ARTIFACTS / f"revenue-{test_id}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [FS, "processor", "revenue"],
+            env=settings_env(settings),
+            cwd=tmp_path,  # Faust writes its data directory into the working directory
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def read(settings: Settings, topic: str, count: int, timeout: float = 90.0) -> list[Message]:
+    """Read `count` records of `topic` from the beginning, or what arrived before the timeout."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"{settings.topic_prefix}reader-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                found.append(msg)
+    finally:
+        consumer.close()
+    return found
+
+
+def byte_headers(message: Message) -> dict[str, bytes]:
+    """Return a record's headers whose values are bytes, by name."""
+    raw = message.headers() or []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return {k: v for k, v in items if isinstance(v, bytes)}
+
+
+def decode(codec: EventCodec, messages: list[Message]) -> list[Event]:
+    """Decode consumed records with the project's codec."""
+    return [codec.decode(m.value(), m.headers()) for m in messages]
+
+
+def test_requests_are_projected_and_impossible_ones_dead_lettered(
+    settings: Settings, processor: subprocess.Popen[bytes]
+) -> None:
+    request = example_event("RevenueProjectionRequested", correlation_id="wf-int-2")
+    flat = example_event(
+        "RevenueProjectionRequested",
+        projection_id="proj-flat",
+        initial_users=1000,
+        acquisition_per_month=0.0,
+        conversion_rate=0.1,
+        churn_rate=0.1,
+        growth_rate=0.0,
+        months=2,
+        tiers=[{"name": "only", "price_monthly": 10.0, "price_yearly": None, "share": 1.0}],
+    )
+    impossible = example_event("RevenueProjectionRequested", projection_id="bad", churn_rate=3.0)
+    with KafkaEventPublisher.from_settings(settings) as publisher:
+        publisher.publish_all([request, flat, impossible]).raise_for_failures()
+
+    codec = EventCodec.from_url(None, topic_prefix=settings.topic_prefix)
+    out = decode(codec, read(settings, topic_name("RevenueProjected", settings.topic_prefix), 2))
+    assert processor.poll() is None, "the processor exited"
+    by_id = {e.payload["projection_id"]: e for e in out}
+    assert set(by_id) == {"proj-stocksmith-1", "proj-flat"}
+
+    projected = by_id["proj-stocksmith-1"]
+    months = projected.payload["months"]
+    # Month by month with the domain defaults, worked by hand in the unit tests.
+    assert [(m["users"], m["free_users"], m["paid_users"]) for m in months] == [
+        (50, 40, 10),
+        (100, 72, 28),
+        (150, 99, 51),
+    ]
+    assert [m["revenue"] for m in months] == [169.90, 419.74, 849.50]
+    assert months[0]["revenue_by_tier"] == {"basic": 59.94, "pro": 59.97, "premium": 49.99}
+    assert projected.payload["total_revenue"] == 1439.14
+    assert projected.payload["arpu"] == 16.6569 and projected.payload["ltv"] == 333.14
+    assert projected.envelope.causation_id == str(request.envelope.event_id)
+    assert projected.envelope.correlation_id == "wf-int-2"
+
+    # 1000 users, no acquisition: m1 900 users / 90 paid, m2 810 users / 153 paid.
+    flat_months = by_id["proj-flat"].payload["months"]
+    assert [(m["users"], m["paid_users"], m["revenue"]) for m in flat_months] == [
+        (900, 90, 900.0),
+        (810, 153, 1530.0),
+    ]
+
+    source = topic_name("RevenueProjectionRequested", settings.topic_prefix)
+    [dead] = read(settings, source + ".dlq", 1)
+    headers = byte_headers(dead)
+    assert dead.key() == b"bad"
+    assert headers["dlq_error_type"] == b"InvalidProjectionRequest"
+    assert b"churn_rate" in headers["dlq_reason"]

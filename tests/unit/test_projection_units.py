@@ -1,0 +1,127 @@
+"""Projection logic that needs no services: updates, buckets, percentiles, document sinks."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from events.testing import example_event
+from projections.agent_tasks import AgentTasksProjection
+from projections.bias_daily import bucket_for, level_column
+from projections.campaigns import CampaignsProjection
+from projections.documents import (
+    DocumentSink,
+    DocumentStoreError,
+    InMemoryDocumentStore,
+    apply_update,
+    escape_key,
+    iso_time,
+    plain,
+    position_key,
+)
+from projections.model_usage import latency_bucket, percentile_from_histogram
+from projections.runner import Position
+
+
+def test_apply_update_operators() -> None:
+    doc = {"a": {"b": 1}, "n": 2}
+    out = apply_update(
+        doc,
+        {
+            "$set": {"a.c": [1]},
+            "$inc": {"n": 3, "m.k": 1},
+            "$unset": {"a.b": ""},
+            "$setOnInsert": {"created": 1},
+        },
+        inserted=False,
+    )
+    assert out == {"a": {"c": [1]}, "n": 5, "m": {"k": 1}}
+    assert doc == {"a": {"b": 1}, "n": 2}  # the input is not changed
+    assert apply_update({}, {"$setOnInsert": {"x": 1}}, inserted=True) == {"x": 1}
+    with pytest.raises(DocumentStoreError):
+        apply_update({}, {"$push": {"x": 1}}, inserted=True)
+    with pytest.raises(DocumentStoreError):
+        apply_update({"s": "text"}, {"$inc": {"s": 1}}, inserted=False)
+
+
+def test_keys_and_values() -> None:
+    assert escape_key("a.b%c") == "a%2Eb%25c"
+    assert escape_key("$x") == "%24x"
+    assert position_key(Position("t-1.bias.scored", 3, 9)) == "t-1~bias~scored:3"
+    moment = datetime(2025, 6, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    assert iso_time(moment) == "2025-06-01T12:00:00.123Z"
+    assert plain({"d": date(2025, 7, 1), "l": (1, {"t": moment})}) == {
+        "d": "2025-07-01",
+        "l": [1, {"t": "2025-06-01T12:00:00.123Z"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("score", "column"),
+    [
+        (0.0, "bucket_lt_02"),
+        (0.19, "bucket_lt_02"),
+        (0.2, "bucket_lt_04"),
+        (0.59, "bucket_lt_06"),
+        (0.6, "bucket_lt_08"),
+        (0.8, "bucket_ge_08"),
+        (1.0, "bucket_ge_08"),
+    ],
+)
+def test_bias_histogram_buckets(score: float, column: str) -> None:
+    assert bucket_for(score) == column
+
+
+def test_level_columns() -> None:
+    assert level_column("critical") == "level_critical"
+    with pytest.raises(ValueError):
+        level_column("severe")
+
+
+def test_latency_p95_from_histogram_is_within_five_percent() -> None:
+    latencies = [float(i) for i in range(1, 1001)]
+    histogram: dict[str, int] = {}
+    for latency in latencies:
+        key = str(latency_bucket(latency))
+        histogram[key] = histogram.get(key, 0) + 1
+    p95 = percentile_from_histogram(histogram, 0.95, 1.0, 1000.0)
+    assert 950.0 <= p95 <= 950.0 * 1.05
+    assert percentile_from_histogram({"0": 3}, 0.95, 0.2, 0.7) == 0.7
+    assert percentile_from_histogram({}, 0.95, 0.0, 0.0) == 0.0
+    assert latency_bucket(0.5) == 0 and latency_bucket(1e30) == 600
+
+
+async def test_document_sink_applies_once_and_stores_positions() -> None:
+    store = InMemoryDocumentStore()
+    sink = DocumentSink(AgentTasksProjection(), store)
+    first = example_event("AgentTaskCompleted", task_id="t1", status="in_progress")
+    second = example_event("AgentTaskCompleted", task_id="t1", status="completed")
+    result = await sink.apply_batch("tasks", 0, [(0, first), (1, None), (2, second)])
+    assert (result.next_offset, result.applied, result.skipped) == (3, 2, 0)
+    assert await store.stored_positions("agent-tasks") == {("tasks", 0): 3}
+    again = await sink.apply_batch("tasks", 0, [(2, second)])
+    assert (again.next_offset, again.applied, again.skipped) == (3, 0, 1)
+    doc = await store.get("agent_tasks", "t1")
+    assert doc is not None and (doc["status"], doc["events_applied"]) == ("completed", 2)
+
+
+async def test_per_document_guard_makes_replay_after_lost_position_a_no_op() -> None:
+    store = InMemoryDocumentStore()
+    projection = CampaignsProjection()
+    planned = example_event("CampaignPlanned", envelope={"occurred_at": "2025-06-01T00:00:00Z"})
+    await projection.apply(store, planned, Position("campaign.planned", 0, 4))
+    await projection.apply(store, planned, Position("campaign.planned", 0, 4))
+    doc = await store.get("campaigns", "mk-2031")
+    assert doc is not None and doc["events_applied"] == 1
+    assert doc["planned_at"] == "2025-06-01T00:00:00.000Z"
+    assert "text" not in doc["channels"][0]["items"][0]
+
+
+async def test_campaign_keeps_raw_text_only_when_configured() -> None:
+    store = InMemoryDocumentStore()
+    await CampaignsProjection(store_raw_text=True).apply(
+        store, example_event("CampaignPlanned"), Position("p", 0, 0)
+    )
+    doc = await store.get("campaigns", "mk-2031")
+    assert doc is not None and doc["channels"][1]["items"][0]["text"].startswith("Hi there")
