@@ -39,6 +39,7 @@ from typing import Any, cast
 import faust
 
 from events.codec import EventCodec
+from events.topics import DAY_MS, TopicSpec, apply_topics
 from fairstream.settings import Settings
 from processors.analytics.service import (
     TICK_KEY,
@@ -75,6 +76,43 @@ class FaustTableWindowStore:
             del self._table[key]
 
 
+class AnalyticsApp(faust.App):
+    """Declare the app's internal topics before its consumer first joins the group.
+
+    Faust declares them itself, but a consumer that joins before the new topics appear in
+    its metadata leaves them unassigned until the next rebalance; creating them first
+    (and waiting for their leaders) avoids that.
+    """
+
+    internal_topics: list[TopicSpec]
+    bootstrap: str
+
+    async def on_first_start(self) -> None:
+        """Create the missing internal topics, then start as usual."""
+        specs = list(self.internal_topics)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, apply_topics, self.bootstrap, specs)
+        await super().on_first_start()
+
+
+def internal_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Return the observations topic and the window table's compacted changelog."""
+    group = settings.analytics_processor_group
+    return [
+        TopicSpec(
+            name=observations_topic_name(settings),
+            partitions=INTERNAL_PARTITIONS,
+            retention_ms=7 * DAY_MS,
+        ),
+        TopicSpec(
+            name=f"{group}-{TABLE_NAME}-changelog",
+            partitions=INTERNAL_PARTITIONS,
+            retention_ms=-1,
+            cleanup_policy="compact",
+        ),
+    ]
+
+
 def observations_topic_name(settings: Settings) -> str:
     """Return the internal observations topic of this app."""
     return f"{settings.analytics_processor_group}-observations"
@@ -87,7 +125,7 @@ def tick_interval(grace_seconds: float) -> float:
 
 def create_app(settings: Settings) -> faust.App:
     """Create the Faust app that aggregates analytics, model usage and bias scores in windows."""
-    app = faust.App(
+    app = AnalyticsApp(
         settings.analytics_processor_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -99,6 +137,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         web_enabled=False,
     )
+    app.internal_topics = internal_topic_specs(settings)
+    app.bootstrap = settings.kafka_bootstrap
     table = app.Table(
         TABLE_NAME,
         default=None,
@@ -149,6 +189,7 @@ def create_app(settings: Settings) -> faust.App:
     async def route_observations(stream: faust.StreamT[bytes]) -> None:
         async for event in cast(faust.Stream[bytes], stream).events():
             message = event.message
+            log.info("DBG route %s %s %s", message.topic, message.partition, message.offset)
             outcome = service.route(
                 RawMessage(
                     topic=message.topic,
@@ -160,6 +201,7 @@ def create_app(settings: Settings) -> faust.App:
                 )
             )
             await send_all(outcome.messages)
+            log.info("DBG routed %s", message.offset)
             if outcome.dead_lettered:
                 DEAD_LETTERED.labels(service.name, "undecodable").inc()
                 EVENTS_PROCESSED.labels(service.name, "unknown", "dead_lettered").inc()
@@ -172,6 +214,7 @@ def create_app(settings: Settings) -> faust.App:
             message = event.message
             if message.value is None:
                 continue
+            log.info("DBG agg %s %s %s", message.partition, message.offset, message.key)
             result = service.aggregate(message.partition, message.key, message.value)
             await send_all(result.messages)
             step = result.step

@@ -13,23 +13,17 @@ from events.catalog import topic_name
 from fairstream.settings import Settings
 from processors.bias.service import BiasScoringService
 from processors.deadletter import OutgoingMessage, RawMessage
+from processors.faust_app import new_app
 from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED, SCORING_LATENCY
 
 log = logging.getLogger(__name__)
 
+
 def create_app(settings: Settings, service: BiasScoringService) -> faust.App:
     """Create the Faust app whose agent scores ContentSubmitted in micro-batches."""
-    app = faust.App(
+    app = new_app(
+        settings,
         settings.bias_processor_group,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        key_serializer="raw",
-        value_serializer="raw",
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        web_enabled=False,
         broker_commit_every=max(1, settings.bias_batch_max),
     )
     source = app.topic(

@@ -30,6 +30,7 @@ from processors.bias.scoring import thresholds_from_settings
 from processors.campaign.domain import overdue_campaigns
 from processors.campaign.service import CampaignScreeningService
 from processors.deadletter import OutgoingMessage, RawMessage
+from processors.faust_app import new_app
 from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
 
 log = logging.getLogger(__name__)
@@ -67,19 +68,12 @@ def create_app(settings: Settings, service: CampaignScreeningService | None = No
     """Create the Faust app: route both inputs by campaign, keep state in a table, time out."""
     service = service or build_service(settings)
     partitions = topic_spec("campaign.planned").partitions
-    app = faust.App(
+    app = new_app(
+        settings,
         settings.campaign_processor_group,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        key_serializer="raw",
-        value_serializer="raw",
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
         # Only internal topics (the re-keyed input, the table changelog) are declared.
         topic_allow_declare=True,
         topic_partitions=partitions,
-        topic_disable_leader=True,
-        web_enabled=False,
     )
 
     def raw_topic(name: str, **options: Any) -> faust.TopicT:

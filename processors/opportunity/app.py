@@ -11,6 +11,7 @@ import faust
 from events.codec import EventCodec
 from fairstream.settings import Settings
 from processors.deadletter import OutgoingMessage, RawMessage
+from processors.faust_app import new_app
 from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
 from processors.opportunity.service import OpportunityScoringService
 
@@ -26,17 +27,9 @@ def create_app(settings: Settings, service: OpportunityScoringService | None = N
         EventCodec.from_url(settings.schema_registry_url, topic_prefix=settings.topic_prefix),
         topic_prefix=settings.topic_prefix,
     )
-    app = faust.App(
+    app = new_app(
+        settings,
         settings.opportunity_processor_group,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        key_serializer="raw",
-        value_serializer="raw",
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        web_enabled=False,
     )
     source = app.topic(
         service.source_topic,

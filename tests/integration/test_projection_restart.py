@@ -113,6 +113,7 @@ async def kill_mid_stream_and_restart(
     proc: ProjectionProcess,
     events: list[Event],
     progress: Callable[[], Awaitable[int]],
+    after_kill: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[int, int]:
     """Publish while the projection applies, SIGKILL it part-way, restart; return progress."""
     publish(settings, events[: TOTAL // 3])
@@ -126,6 +127,8 @@ async def kill_mid_stream_and_restart(
     assert await poll(some_applied, 90, 0.02), "the projection applied nothing"
     proc.kill()
     at_kill = await progress()
+    if after_kill is not None:
+        await after_kill()
     rest.join(120)
     assert at_kill < TOTAL, "the projection finished before it was killed"
     proc.start()
@@ -249,13 +252,33 @@ async def test_agent_tasks_on_mongo_survive_sigkill(
         cursor = mongo_db["projection_positions"].find({"projection": "agent-tasks"})
         return sum([d["next_offset"] async for d in cursor])
 
+    ahead: list[int] = []
+
+    async def count_ahead() -> None:
+        # Changes applied to documents whose batch position was never saved: the restart
+        # re-delivers them and the per-document guard must turn them into no-ops.
+        stored = {
+            (d["topic"], d["partition"]): d["next_offset"]
+            async for d in mongo_db["projection_positions"].find({"projection": "agent-tasks"})
+        }
+        count = 0
+        async for doc in mongo_db["agent_tasks"].find({}, {"_positions": 1}):
+            for key, offset in doc["_positions"].items():
+                topic, _, partition = key.rpartition(":")
+                if offset >= stored.get((topic.replace("~", "."), int(partition)), 0):
+                    count += 1
+        ahead.append(count)
+
     proc = ProjectionProcess(settings, "agent-tasks", f"restart-{test_id}-agent-tasks.log")
     processes.append(proc)
-    at_kill, final = await kill_mid_stream_and_restart(settings, proc, events, progress)
+    at_kill, final = await kill_mid_stream_and_restart(
+        settings, proc, events, progress, count_ahead
+    )
     docs = await mongo_db["agent_tasks"].find({}).to_list(None)
     applied = Counter(d["events_applied"] for d in docs)
     print(
         f"agent-tasks (MongoDB) SIGKILL: killed at {at_kill}/{TOTAL} applied positions,"
+        f" documents changed past the saved position at kill {ahead[0]};"
         f" final {final}; documents {len(docs)}, events_applied total"
         f" {sum(d['events_applied'] for d in docs)}"
     )
