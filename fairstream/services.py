@@ -13,14 +13,14 @@ def _fairstream_argv(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("fairstream")), *args]
 
 
-SERVICE_COMMANDS: dict[str, list[str]] = {
-    "processor-bias": ["processor", "bias"],
-    "processor-opportunity": ["processor", "opportunity"],
-    "processor-revenue": ["processor", "revenue"],
-    "processor-campaign": ["processor", "campaign"],
-    "projection-bias-results": ["projection", "bias-results"],
-    "api": ["api"],
-}
+def service_commands() -> dict[str, list[str]]:
+    """Return every background service: each processor, each projection, then the API."""
+    from fairstream.bootstrap import PROCESSORS, PROJECTIONS
+
+    commands = {f"processor-{name}": ["processor", name] for name in ["bias", *PROCESSORS]}
+    commands |= {f"projection-{name}": ["projection", name] for name in PROJECTIONS}
+    commands["api"] = ["api"]
+    return commands
 
 
 def managed_services(settings: Settings) -> list[ManagedProcess]:
@@ -28,5 +28,5 @@ def managed_services(settings: Settings) -> list[ManagedProcess]:
     state = settings.stack_dir / "services"
     return [
         ManagedProcess(name, _fairstream_argv(*args), state, stop_timeout=30.0)
-        for name, args in SERVICE_COMMANDS.items()
+        for name, args in service_commands().items()
     ]

@@ -18,7 +18,7 @@ import httpx
 from fairstream.services import managed_services
 from fairstream.settings import Settings, load_settings
 
-DEMO_TEXT = "Old people are useless with technology and should not be hired for tech jobs."
+DEMO_TEXT = "Women are too emotional to be leaders."
 
 
 def _fs(*args: str) -> list[str]:
@@ -109,6 +109,36 @@ def _adopt_stack_env() -> None:
         os.environ.setdefault(name, value)
 
 
+READ_MODELS = {
+    "bias results": "/v1/bias/results",
+    "bias alerts": "/v1/bias/alerts",
+    "bias daily roll-up": "/v1/bias/daily",
+    "analytics windows": "/v1/analytics/windows",
+    "model usage per day": "/v1/usage/models",
+    "revenue projections": "/v1/revenue/projections",
+    "campaigns": "/v1/campaigns",
+    "opportunities": "/v1/opportunities",
+    "agent tasks": "/v1/agent-tasks",
+}
+
+
+def _read_model_counts(api: str, key: str, wait: float) -> dict[str, int]:
+    """Count the first page of every read model, waiting up to `wait` s for all to fill."""
+    headers = {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + wait
+    counts: dict[str, int] = {}
+    while True:
+        for name, path in READ_MODELS.items():
+            try:
+                r = httpx.get(f"{api}{path}", params={"limit": 500}, headers=headers, timeout=5)
+                counts[name] = len(r.json().get("items", [])) if r.status_code == 200 else 0
+            except (httpx.TransportError, ValueError):
+                counts[name] = 0
+        if all(counts.values()) or time.monotonic() > deadline:
+            return counts
+        time.sleep(2)
+
+
 def run(args: argparse.Namespace) -> int:
     """Bring the stack and every service up, publish sample traffic, print where to look."""
     _step("stack up", _fs("stack", "up"))
@@ -134,15 +164,25 @@ def run(args: argparse.Namespace) -> int:
     shown = {k: answer[k] for k in ("content_id", "overall_score", "level", "model_version")}
     top = sorted(answer["dimensions"].items(), key=lambda kv: -kv[1]["score"])[:3]
     shown["dimensions"] = {k: round(v["score"], 3) for k, v in top}
+    print("==> waiting for every read model (1-minute windows close a minute after they end)")
+    counts = _read_model_counts(api, key, args.wait)
+    filled = "\n".join(
+        f"  {name:<22} {counts[name]:>4}{'+' if counts[name] == 500 else ''} rows   GET {path}"
+        for name, path in READ_MODELS.items()
+    )
     print(
         f"""
+Read models, first page through the API:
+{filled}
+
 fairstream is running.
   API            {api}   (OpenAPI UI: {api}/docs, metrics: {api}/metrics)
   stack          fairstream stack status
   service logs   {settings.stack_dir / "services" / "logs"}
+  dev API key    {key}   (also in {key_file}; every read scope)
 
 Try:
-  curl -s {query}
+  curl -s -H "Authorization: Bearer $(cat {key_file})" {query}
 {json.dumps(shown, indent=2)}
 
 Publish your own:
@@ -179,6 +219,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("run", help="stack + services + sample traffic in the background")
     p.add_argument("--count", type=int, default=300, help="sample events to publish")
     p.add_argument("--rate", type=float, default=200.0, help="sample events per second")
+    p.add_argument(
+        "--wait", type=float, default=150.0, help="seconds to wait for every read model to fill"
+    )
     p.set_defaults(func=run)
     s = subparsers.add_parser("stop", help="stop the services and the local stack")
     s.set_defaults(func=stop)

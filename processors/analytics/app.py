@@ -189,7 +189,6 @@ def create_app(settings: Settings) -> faust.App:
     async def route_observations(stream: faust.StreamT[bytes]) -> None:
         async for event in cast(faust.Stream[bytes], stream).events():
             message = event.message
-            log.info("DBG route %s %s %s", message.topic, message.partition, message.offset)
             outcome = service.route(
                 RawMessage(
                     topic=message.topic,
@@ -201,7 +200,6 @@ def create_app(settings: Settings) -> faust.App:
                 )
             )
             await send_all(outcome.messages)
-            log.info("DBG routed %s", message.offset)
             if outcome.dead_lettered:
                 DEAD_LETTERED.labels(service.name, "undecodable").inc()
                 EVENTS_PROCESSED.labels(service.name, "unknown", "dead_lettered").inc()
@@ -214,7 +212,6 @@ def create_app(settings: Settings) -> faust.App:
             message = event.message
             if message.value is None:
                 continue
-            log.info("DBG agg %s %s %s", message.partition, message.offset, message.key)
             result = service.aggregate(message.partition, message.key, message.value)
             await send_all(result.messages)
             step = result.step
