@@ -51,6 +51,7 @@ _CODES = {
     405: "method_not_allowed",
     422: "invalid_parameter",
     429: "rate_limited",
+    500: "internal_error",
     503: "unavailable",
 }
 
@@ -91,7 +92,12 @@ def install_error_handlers(app: FastAPI) -> None:
             503, "a read-model store is unavailable; retry later", headers={"Retry-After": "5"}
         )
 
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal error; it has been logged")
+
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal)
     for exc_type in UNAVAILABLE:
         app.add_exception_handler(exc_type, unavailable)

@@ -293,9 +293,9 @@ class Opportunity(_Document):
     name: str | None = None
     market_segment: str | None = None
     description: str | None = None
-    market_size: float | None = None
-    growth_rate: float | None = None
-    competition: float | str | None = None
+    market_size: str | None = None
+    growth_rate: str | None = None
+    competition: str | None = None
     problems: list[dict[str, Any]] = []
     solution_feasibility: float | None = None
     monetization_potential: float | None = None

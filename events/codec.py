@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import struct
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -174,8 +175,14 @@ class EventCodec:
         """Raise ValidationError unless `event` fits the latest schema of its type."""
         self._record_for(event)
 
-    def _record_for(self, event: Event) -> tuple[SchemaVersion, dict[str, Any]]:
-        """Validate `event` and return the writer schema and the Avro record to write."""
+    def _record_for(
+        self, event: Event, *, deep: bool = True
+    ) -> tuple[SchemaVersion, dict[str, Any]]:
+        """Validate `event` and return the writer schema and the Avro record to write.
+
+        With `deep=False` only the shape is checked (known type, envelope, payload
+        mapping, subject); the per-field walk against the schema is skipped.
+        """
         try:
             writer = self.store.latest(event.type)
         except UnknownEventTypeError as exc:
@@ -200,10 +207,11 @@ class EventCodec:
             },
             **event.payload,
         }
-        try:
-            self._checker(writer).check(writer.record, record, "")
-        except FieldError as exc:
-            raise ValidationError(event.type, exc.path, exc.message) from None
+        if deep:
+            try:
+                self._checker(writer).check(writer.record, record, "")
+            except FieldError as exc:
+                raise ValidationError(event.type, exc.path, exc.message) from None
         self._check_subject(event)
         return writer, record
 
@@ -230,13 +238,22 @@ class EventCodec:
 
     # -- encoding ---------------------------------------------------------------------
 
-    def encode(self, event: Event) -> EncodedMessage:
-        """Validate `event` and return its Kafka key, framed Avro value and headers."""
-        writer, record = self._record_for(event)
+    def encode(self, event: Event, *, validate: bool = True) -> EncodedMessage:
+        """Validate `event` and return its Kafka key, framed Avro value and headers.
+
+        `validate=False` is the trusted path for records a processor builds itself from
+        already-decoded input (e.g. BiasScored from a scorer's assessment): it skips the
+        deep per-field check, which costs more than the Avro write. Everything else
+        stays: the type, envelope and subject checks, and fastavro's writer, which
+        still refuses values of the wrong type (as ValidationError), though with a less
+        precise path than the deep check gives. Code that publishes external or
+        user-supplied events must keep the default.
+        """
+        writer, record = self._record_for(event, deep=validate)
         body = io.BytesIO()
         try:
             fastavro.schemaless_writer(body, writer.parsed, record, disable_tuple_notation=True)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValueError, TypeError, OverflowError, struct.error, AttributeError) as exc:
             # Validation mirrors fastavro's rules; this is a safety net, not a path.
             raise ValidationError(event.type, "$", f"Avro writer refused the event: {exc}") from exc
         topic = topic_name(event.type, self.topic_prefix)

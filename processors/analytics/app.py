@@ -41,6 +41,7 @@ import faust
 from events.codec import EventCodec
 from events.topics import DAY_MS, TopicSpec, apply_topics
 from fairstream.settings import Settings
+from processors.analytics.recovery import SeekFirstTableManager
 from processors.analytics.service import (
     TICK_KEY,
     AnalyticsAggregationService,
@@ -136,6 +137,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=INTERNAL_PARTITIONS,
         topic_disable_leader=True,
         web_enabled=False,
+        TableManager=SeekFirstTableManager,
     )
     app.internal_topics = internal_topic_specs(settings)
     app.bootstrap = settings.kafka_bootstrap

@@ -50,12 +50,32 @@ def _window(text: str, pattern: re.Pattern[str], max_tokens: int) -> tuple[str, 
     return text[: tokens[-1][2]], tokens, True
 
 
-def ngram_spans(tokens: Sequence[Token], ngram: Sequence[str]) -> list[tuple[int, int]]:
-    """Return the character spans where the n-gram occurs in the token sequence."""
+def token_positions(tokens: Sequence[Token]) -> dict[str, list[int]]:
+    """Return where each token occurs, so n-gram look-ups only visit candidate starts."""
+    positions: dict[str, list[int]] = {}
+    for i, (token, _, _) in enumerate(tokens):
+        positions.setdefault(token, []).append(i)
+    return positions
+
+
+def ngram_spans(
+    tokens: Sequence[Token],
+    ngram: Sequence[str],
+    positions: dict[str, list[int]] | None = None,
+) -> list[tuple[int, int]]:
+    """Return the character spans where the n-gram occurs in the token sequence.
+
+    `positions` (from `token_positions`) makes this proportional to the occurrences of
+    the n-gram's first token instead of the text's length.
+    """
     n = len(ngram)
+    last = len(tokens) - n
+    starts = (positions or token_positions(tokens)).get(ngram[0], ())
     spans = []
-    for i in range(len(tokens) - n + 1):
-        if all(tokens[i + k][0] == ngram[k] for k in range(n)):
+    for i in starts:
+        if i > last:
+            break
+        if all(tokens[i + k][0] == ngram[k] for k in range(1, n)):
             spans.append((tokens[i][1], tokens[i + n - 1][2]))
     return spans
 
@@ -161,9 +181,10 @@ class FastOnnxScorer:
         if positive.size == 0:
             return []
         top = positive[np.argsort(-contributions[positive], kind="stable")][:MAX_EVIDENCE]
+        positions = token_positions(tokens)
         spans: list[EvidenceSpan] = []
-        for j in top:
-            spots = ngram_spans(tokens, self._ngrams[j])
+        for j in top.tolist():
+            spots = ngram_spans(tokens, self._ngrams[j], positions)
             if not spots:
                 continue
             weight = float(contributions[j]) / len(spots)
