@@ -6,6 +6,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 FS=.venv/bin/fairstream
 PY=.venv/bin/python
+# The API benchmark's load generator comes from Debian.
+if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }) >/dev/null
+fi
 started=0
 if ! $FS stack status >/dev/null 2>&1; then
     $FS stack up || exit 1

@@ -90,3 +90,19 @@ def test_load_scorer_rejects_unknown_kind(tmp_path: Path) -> None:
 def test_load_scorer_says_what_is_missing(kind: str, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="fairstream model train"):
         load_scorer(kind, tmp_path)
+
+
+def test_ngram_spans_with_a_position_index_finds_every_occurrence() -> None:
+    from processors.bias.fast import ngram_spans, token_positions
+
+    tokens = [
+        ("old", 0, 3),
+        ("people", 4, 10),
+        ("are", 11, 14),
+        ("old", 15, 18),
+        ("people", 19, 25),
+    ]
+    assert ngram_spans(tokens, ("old", "people")) == [(0, 10), (15, 25)]
+    assert ngram_spans(tokens, ("people",), token_positions(tokens)) == [(4, 10), (19, 25)]
+    assert ngram_spans(tokens, ("people", "old")) == []
+    assert ngram_spans(tokens, ("old", "people", "are", "old", "people", "x")) == []

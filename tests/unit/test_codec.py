@@ -589,3 +589,16 @@ def test_a_fresh_envelope_survives_the_round_trip() -> None:
     event = Event("ContentSubmitted", envelope, {"content_id": "c-9", "text": "hi"})
     decoded = codec.decode(codec.encode(event).value)
     assert decoded.envelope == envelope
+
+
+def test_trusted_encode_skips_the_deep_check_but_the_writer_still_refuses_wrong_types() -> None:
+    import dataclasses
+
+    from events.jsonform import event_from_json
+
+    codec = EventCodec()
+    event = event_from_json("ContentSubmitted", {"content_id": "c-1", "text": "hi"}, source="t")
+    assert codec.encode(event, validate=False).value == codec.encode(event).value
+    bad = dataclasses.replace(event, payload={**event.payload, "text": 5})
+    with pytest.raises(ValidationError, match="text"):
+        codec.encode(bad, validate=False)

@@ -74,7 +74,9 @@ def test_bias_scored_id_is_derived_from_input_id_and_model_version() -> None:
     first = BiasScoringService(FixedScorer(0.2), CODEC).handle_batch([message])
     again = BiasScoringService(FixedScorer(0.2), CODEC).handle_batch([message])
     other = BiasScoringService(FixedScorer(0.2, version="fixed-2"), CODEC).handle_batch([message])
-    ids = [CODEC.decode(o.messages[0].value or b"").envelope.event_id for o in (first, again, other)]
+    ids = [
+        CODEC.decode(o.messages[0].value or b"").envelope.event_id for o in (first, again, other)
+    ]
     assert ids[0] == ids[1] == scored_event_id(submitted.envelope.event_id, "fixed-1")
     assert ids[2] != ids[0]
     scored = CODEC.decode(first.messages[0].value or b"")
@@ -111,3 +113,12 @@ def test_undecodable_and_wrong_type_go_to_the_dead_letter_topic_and_the_rest_is_
     assert headers["dlq_reason"] and headers["x"] == b"y"
     assert b"expected ContentSubmitted, got BiasAlertRaised" in dict(dead[1].headers)["dlq_reason"]
     assert b"tombstone" in dict(dead[2].headers)["dlq_reason"]
+
+
+def test_payload_fields_match_asdict_of_the_assessment() -> None:
+    import dataclasses
+
+    from processors.bias.service import _assessment_fields
+
+    (assessment,) = FixedScorer(0.9).score_batch(["some text"])
+    assert _assessment_fields(assessment) == dataclasses.asdict(assessment)

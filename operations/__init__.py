@@ -1,0 +1,1 @@
+"""Operations: watching the running platform (consumer lag, ...)."""
