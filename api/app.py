@@ -17,7 +17,7 @@ from api.errors import ErrorBody, install_error_handlers
 from api.keys import PostgresApiKeyStore
 from api.metrics import record_request
 from api.redisio import GuardedRedis
-from api.routes import analytics, bias, documents, ops, revenue
+from api.routes import analytics, bias, documents, lag, ops, revenue
 from api.security import KEY_CACHE_SECONDS, KeyVerifier
 from fairstream.settings import Settings
 from projections.documents import build_document_store
@@ -79,9 +79,11 @@ def create_app(
         app.state.redis = GuardedRedis(settings.redis_url, prefix)
         app.state.key_verifier = KeyVerifier(PostgresApiKeyStore(pool), key_cache_seconds)
         app.state.document_store = await build_document_store(settings, pool)
+        await lag.start_monitor(app, settings, pool)
         try:
             yield
         finally:
+            await lag.stop_monitor(app)
             await app.state.document_store.close()
             await app.state.redis.close()
             await pool.close()
@@ -112,6 +114,8 @@ def create_app(
         documents.opportunity_router,
         documents.agent_task_router,
         ops.router,
+        lag.router,
+        lag.page_router,
     ):
         app.include_router(router)
 

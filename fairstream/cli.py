@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "fairstream.commands.migrate",
     "fairstream.commands.run",
     "fairstream.commands.apikey",
+    "fairstream.commands.lag",
 )
 
 

@@ -8,6 +8,7 @@ from a worker thread in async code.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,13 +74,26 @@ class KafkaLagCollector:
         )
         # (topic, partition, committed offset) -> timestamp (ms) of the record there.
         self._timestamps: dict[tuple[str, int, int], int] = {}
+        # collect() may still run in a worker thread when its caller is cancelled: close()
+        # waits for it instead of closing the reader under it.
+        self._mutex = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
-        """Close the reader."""
-        self._reader.close()
+        """Close the reader (waits for a collection in progress)."""
+        with self._mutex:
+            if not self._closed:
+                self._closed = True
+                self._reader.close()
 
     def collect(self, only_group: str | None = None) -> list[GroupSample]:
         """Return one sample per consumer group (or only `only_group`)."""
+        with self._mutex:
+            if self._closed:
+                return []
+            return self._collect(only_group)
+
+    def _collect(self, only_group: str | None) -> list[GroupSample]:
         groups = self._group_ids() if only_group is None else [only_group]
         if not groups:
             self._timestamps.clear()

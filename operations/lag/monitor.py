@@ -69,6 +69,10 @@ class LagMonitor:
         self.latest: LagSnapshot | None = None
         self.last_error: str | None = None
 
+    def current(self) -> LagSnapshot | None:
+        """Return the latest snapshot (None before the first collection)."""
+        return self.latest
+
     def is_replaying(self, group: str, marked: set[str]) -> bool:
         """Tell whether a group is replaying: by name convention or marked in PostgreSQL."""
         return group in marked or self._replay.search(group) is not None

@@ -76,6 +76,16 @@ class Worker:
             stderr=subprocess.STDOUT,
         )
 
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until the worker has recovered its tables and started its agents."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"worker exited, see {self.log_path}"
+            if b"[^Worker]: Ready" in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready after {timeout}s, see {self.log_path}")
+
     def stop(self) -> int:
         """Stop the worker gracefully (SIGTERM), killing it if it does not exit in time."""
         self.proc.send_signal(signal.SIGTERM)
@@ -327,6 +337,7 @@ def test_restarted_worker_recovers_open_windows_from_the_changelog(
     settings = settings.model_copy(update={"analytics_grace_seconds": 3 * GRACE_SECONDS})
     first = Worker(settings, "first")
     try:
+        first.wait_ready()
         publish(settings, events[:10])
         wait_changelog_count(settings, key("model_usage", "minute", m, at(12, 0, 0)), 10)
     finally:
@@ -336,6 +347,10 @@ def test_restarted_worker_recovers_open_windows_from_the_changelog(
 
     second = Worker(settings, "second")
     try:
+        # Publish once the new worker has restored its table: with records already waiting
+        # at start, faust 0.15.3's recovery can skip some of them until the next rebalance
+        # (see processors/analytics/recovery.py); this test is about the restored state.
+        second.wait_ready()
         publish(settings, events[10:])
         expected = {key("model_usage", kind, m, at(12, 0, 0)) for kind in ("minute", "hour")}
         expected.add(key("model_usage", "day", m, DAY))

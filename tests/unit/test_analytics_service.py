@@ -128,3 +128,25 @@ def test_closed_window_is_encoded_as_metric_window_closed() -> None:
     assert p["cost"] == 0.000154 + 0.5
     assert (p["latency_avg_ms"], p["latency_p95_ms"]) == (471.0, 842.0)
     assert p["score_avg"] is None and p["score_buckets"] == [] and p["alert_counts"] == {}
+
+
+def test_create_app_wires_group_topics_and_table() -> None:
+    from fairstream.settings import Settings
+    from processors.analytics.app import (
+        INTERNAL_PARTITIONS,
+        create_app,
+        internal_topic_specs,
+        tick_interval,
+    )
+
+    settings = Settings(topic_prefix=PREFIX, analytics_processor_group="t-unit-analytics")
+    app = create_app(settings)
+    assert app.conf.id == "t-unit-analytics"
+    assert sorted(app.agents) == ["aggregate-windows", "route-observations"]
+    table = app.tables["windows"]
+    assert table.partitions == INTERNAL_PARTITIONS
+    assert table.changelog_topic.get_topic_name() == "t-unit-analytics-windows-changelog"
+    specs = {s.name: s for s in internal_topic_specs(settings)}
+    assert specs["t-unit-analytics-windows-changelog"].cleanup_policy == "compact"
+    assert specs["t-unit-analytics-observations"].partitions == INTERNAL_PARTITIONS
+    assert (tick_interval(60.0), tick_interval(1.0), tick_interval(8.0)) == (5.0, 0.5, 2.0)
