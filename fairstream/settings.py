@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     api_cache_ttl_seconds: int = 30
     api_cors_origins: list[str] = Field(default_factory=list)
 
+    # Consumer-lag collector (runs inside the API; see operations/lag/README.md).
+    lag_collector_enabled: bool = True
+    lag_interval_seconds: float = 10.0
+    lag_window_seconds: float = 120.0
+    lag_min_samples: int = 3
+    lag_history_retention_seconds: float = 93600.0
+    lag_replay_pattern: str = "-replay-"
+
 
 def load_settings() -> Settings:
     """Read settings from the environment."""

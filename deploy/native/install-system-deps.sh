@@ -25,6 +25,9 @@ declare -A WANT=(
   [postgresql]="/usr/lib/postgresql"
   [redis-server]="/usr/bin/redis-server"
   [util-linux]="/usr/bin/setpriv"
+  # For the tests: a real Prometheus scrapes the API, and headless Chromium checks /lag.
+  [prometheus]="/usr/bin/prometheus"
+  [chromium]="/usr/bin/chromium"
 )
 # Toolchains: installed from apt only when absent (a machine image usually ships newer ones).
 command -v java >/dev/null 2>&1 || WANT[openjdk-17-jdk-headless]="/usr/bin/java"

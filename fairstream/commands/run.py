@@ -180,6 +180,7 @@ fairstream is running.
   stack          fairstream stack status
   service logs   {settings.stack_dir / "services" / "logs"}
   dev API key    {key}   (also in {key_file}; every read scope)
+  consumer lag   {api}/lag?key={key}   (terminal: fairstream lag --watch)
 
 Try:
   curl -s -H "Authorization: Bearer $(cat {key_file})" {query}

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 import uvicorn
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from stacktest import ARTIFACTS, free_port
 
 from api.app import create_app

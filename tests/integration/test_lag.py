@@ -16,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from stacktest import free_port, wait_for
 
 from api.app import create_app
@@ -339,7 +339,9 @@ async def test_prometheus_scrapes_the_lag_and_history_survives_a_restart(
             assert min(point[0] for point in detail["history"]) <= before_restart
 
 
-async def test_history_is_pruned_by_age(api_settings: Settings, pg_schema: str) -> None:
+async def test_history_is_pruned_by_age_and_replaying_groups_are_read(
+    api_settings: Settings, pg_schema: str
+) -> None:
     pool = await asyncpg.create_pool(
         api_settings.postgres_dsn.get_secret_value(),
         min_size=1,
@@ -359,5 +361,10 @@ async def test_history_is_pruned_by_age(api_settings: Settings, pg_schema: str) 
         deleted = await history.prune(retention_seconds=25 * 3600)
         assert deleted == 9360 - 9000
         assert await pool.fetchval("SELECT count(*) FROM lag_history") == 9000
+        await pool.execute(
+            "INSERT INTO replaying_groups (group_id, expires_at, reason) VALUES"
+            " ('rebuilding', NULL, 'replay'), ('done', now() - interval '1 minute', 'replay')"
+        )
+        assert await history.replaying_groups() == {"rebuilding"}
     finally:
         await pool.close()

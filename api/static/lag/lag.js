@@ -37,9 +37,12 @@
   function sparkline(points, w, h) {
     if (!points || points.length < 2) return '<svg class="spark" width="' + w + '" height="' + h + '"><text x="0" y="' + (h - 4) + '" fill="#8a94a3" font-size="11">collecting…</text></svg>';
     const t0 = points[0][0], t1 = points[points.length - 1][0] || t0 + 1;
-    const max = Math.max(1, ...points.map((p) => p[1]));
+    const values = points.map((p) => p[1]);
+    const max = Math.max(1, ...values);
+    // From zero, unless the lag never came near it: then from the minimum, to show the trend.
+    const lo = Math.min(...values) > max / 2 ? Math.min(...values) * 0.98 : 0;
     const x = (t) => ((t - t0) / Math.max(t1 - t0, 1)) * (w - 2) + 1;
-    const y = (v) => h - 2 - (v / max) * (h - 4);
+    const y = (v) => h - 2 - ((v - lo) / Math.max(max - lo, 1e-9)) * (h - 4);
     const line = points.map((p, i) => (i ? "L" : "M") + x(p[0]).toFixed(1) + " " + y(p[1]).toFixed(1)).join(" ");
     const area = line + " L" + x(t1).toFixed(1) + " " + (h - 1) + " L" + x(t0).toFixed(1) + " " + (h - 1) + " Z";
     const last = points[points.length - 1];
