@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # Bias scoring processor: consumer group (Faust app id) and micro-batching.
     bias_processor_group: str = "fairstream-bias-scorer"
     bias_batch_max: int = 64
-    bias_batch_wait_ms: int = 50
+    bias_batch_wait_ms: int = 20
 
     # Other processors: consumer group (Faust app id) of each, and their knobs.
     analytics_processor_group: str = "fairstream-analytics"

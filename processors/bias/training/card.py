@@ -180,7 +180,10 @@ def _dimension_section(kind: str, entry: dict[str, Any]) -> list[str]:
 
 
 def _dataset_section(manifest: dict[str, Any]) -> list[str]:
-    summary = manifest["dataset"]
+    # The manifest is stored with sorted keys; show the splits in the order they are made.
+    order = ("train", "validation", "test")
+    raw = manifest["dataset"]
+    summary = {n: raw[n] for n in sorted(raw, key=lambda n: (order + (n,)).index(n))}
     sources = sorted({s for split in summary.values() for s in split["by_source"]})
     lines = [
         "| source | " + " | ".join(f"{n} (stereotype / not)" for n in summary) + " |",

@@ -139,7 +139,9 @@ def train(
     (out_dir / MANIFEST_FILE).write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
-    (out_dir / CARD_FILE).write_text(render_card(manifest), encoding="utf-8")
+    # Render from the manifest as stored (sorted keys), so the card can be re-rendered from it.
+    stored = json.loads((out_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    (out_dir / CARD_FILE).write_text(render_card(stored), encoding="utf-8")
     return manifest
 
 
