@@ -284,8 +284,9 @@ def test_topic_prefix_and_bootstrap_reach_the_publisher(
 ) -> None:
     path = ndjson_file([_line("c-1")])
     monkeypatch.setenv("FAIRSTREAM_TOPIC_PREFIX", "env-prefix.")
+    monkeypatch.setenv("FAIRSTREAM_KAFKA_BOOTSTRAP", "env-host:9999")
     run = run_publish(["ContentSubmitted", path])
-    assert run.factory_calls == [("127.0.0.1:9092", "env-prefix.")]
+    assert run.factory_calls == [("env-host:9999", "env-prefix.")]
     run = run_publish(["ContentSubmitted", path, "--bootstrap", "h:1", "--topic-prefix", "t-x."])
     assert run.factory_calls == [("h:1", "t-x.")]
 
