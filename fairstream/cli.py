@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "fairstream.commands.run",
     "fairstream.commands.apikey",
     "fairstream.commands.lag",
+    "fairstream.commands.replay",
 )
 
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol, cast
 
 import faust
 
 from fairstream.settings import Settings
+from processors.deadletter import OutgoingMessage, RawMessage
+from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
+
+log = logging.getLogger(__name__)
 
 
-def new_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
+def new_app(
+    settings: Settings, app_id: str, *, app_class: type[faust.App] = faust.App, **overrides: Any
+) -> faust.App:
     """Create a Faust app: raw bytes on the wire (the codec owns Avro), acks=all, local state
     under the stack directory, no web server; `overrides` win."""
     datadir = settings.stack_dir / "faust" / app_id
@@ -27,4 +36,92 @@ def new_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
         "datadir": str(datadir),
     }
     options.update(overrides)
-    return faust.App(app_id, **options)
+    return app_class(app_id, **options)
+
+
+def raw_message(message: Any) -> RawMessage:
+    """Copy a consumed Faust message into a RawMessage."""
+    headers = message.headers or []
+    items = headers.items() if hasattr(headers, "items") else headers
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=[(str(k), bytes(v) if v is not None else b"") for k, v in items],
+    )
+
+
+async def send_and_wait(app: faust.App, messages: Sequence[OutgoingMessage]) -> None:
+    """Produce every record, then wait until the broker acknowledged all of them.
+
+    Callers ack their input events only after this returns, so an offset is committed
+    only once what it produced is durable. The producer is used directly: Faust's
+    Topic.send adds per-record bookkeeping (callbacks, FutureMessage) nobody here uses.
+    """
+    producer = app.producer
+    pending = [
+        await producer.send(m.topic, m.key, m.value, None, None, list(m.headers)) for m in messages
+    ]
+    if pending:
+        await asyncio.gather(*pending)
+
+
+class MappingOutcome(Protocol):
+    """What a stateless service returns for one batch."""
+
+    @property
+    def messages(self) -> list[OutgoingMessage]: ...
+
+    @property
+    def dead_lettered(self) -> int: ...
+
+
+class MappingService(Protocol):
+    """A stateless processor's logic: a batch of records in, records out."""
+
+    name: str
+    source_topic: str
+
+    def handle_batch(self, batch: list[RawMessage]) -> MappingOutcome:
+        """Turn one batch of input records into output records."""
+
+
+def create_mapping_app(
+    settings: Settings,
+    app_id: str,
+    service: MappingService,
+    *,
+    agent_name: str,
+    event_type: str,
+    batch_max: int = 100,
+    batch_wait_seconds: float = 0.05,
+) -> faust.App:
+    """Create a Faust app whose one agent maps micro-batches of one topic through `service`."""
+    app = new_app(settings, app_id)
+    source = app.topic(
+        service.source_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    async def process(stream: faust.StreamT[bytes]) -> None:
+        async for batch in cast(faust.Stream[bytes], stream).take_events(
+            batch_max, within=batch_wait_seconds
+        ):
+            outcome = service.handle_batch([raw_message(e.message) for e in batch])
+            await send_and_wait(app, outcome.messages)
+            done = len(batch) - outcome.dead_lettered
+            EVENTS_PROCESSED.labels(service.name, event_type, "processed").inc(done)
+            if outcome.dead_lettered:
+                EVENTS_PROCESSED.labels(service.name, event_type, "dead_lettered").inc(
+                    outcome.dead_lettered
+                )
+                DEAD_LETTERED.labels(service.name, "undecodable").inc(outcome.dead_lettered)
+            log.debug("%s: batch of %d, %d dead-lettered", agent_name, len(batch), done)
+
+    app.agent(source, name=agent_name)(process)
+    return app

@@ -48,7 +48,8 @@ from processors.analytics.service import (
     encode_tick,
 )
 from processors.analytics.windows import WindowAggregator
-from processors.deadletter import OutgoingMessage, RawMessage
+from processors.deadletter import OutgoingMessage
+from processors.faust_app import new_app, raw_message, send_and_wait
 from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
 
 log = logging.getLogger(__name__)
@@ -126,18 +127,16 @@ def tick_interval(grace_seconds: float) -> float:
 
 def create_app(settings: Settings) -> faust.App:
     """Create the Faust app that aggregates analytics, model usage and bias scores in windows."""
-    app = AnalyticsApp(
-        settings.analytics_processor_group,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        key_serializer="raw",
-        value_serializer="raw",
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=INTERNAL_PARTITIONS,
-        topic_disable_leader=True,
-        web_enabled=False,
-        TableManager=SeekFirstTableManager,
+    app = cast(
+        AnalyticsApp,
+        new_app(
+            settings,
+            settings.analytics_processor_group,
+            app_class=AnalyticsApp,
+            topic_allow_declare=True,
+            topic_partitions=INTERNAL_PARTITIONS,
+            TableManager=SeekFirstTableManager,
+        ),
     )
     app.internal_topics = internal_topic_specs(settings)
     app.bootstrap = settings.kafka_bootstrap
@@ -172,35 +171,15 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    sinks: dict[str, faust.TopicT] = {internal_name: observations}
-
-    def sink(name: str) -> faust.TopicT:
-        if name not in sinks:
-            sinks[name] = app.topic(name, key_serializer="raw", value_serializer="raw")
-        return sinks[name]
 
     async def send_all(messages: list[OutgoingMessage]) -> None:
-        pending = [
-            await sink(m.topic).send(key=m.key, value=m.value, headers=list(m.headers), force=True)
-            for m in messages
-        ]
-        # Wait for the broker's acknowledgement before the record's offset can commit.
-        await asyncio.gather(*pending)
+        await send_and_wait(app, messages)
 
     @app.agent(sources, name="route-observations")
     async def route_observations(stream: faust.StreamT[bytes]) -> None:
         async for event in cast(faust.Stream[bytes], stream).events():
             message = event.message
-            outcome = service.route(
-                RawMessage(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
-                    headers=_headers(message.headers),
-                )
-            )
+            outcome = service.route(raw_message(message))
             await send_all(outcome.messages)
             if outcome.dead_lettered:
                 DEAD_LETTERED.labels(service.name, "undecodable").inc()
@@ -242,10 +221,3 @@ def create_app(settings: Settings) -> faust.App:
         tick_idle_lanes
     )
     return app
-
-
-def _headers(headers: Any) -> list[tuple[str, bytes]]:
-    if not headers:
-        return []
-    items = headers.items() if hasattr(headers, "items") else headers
-    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]

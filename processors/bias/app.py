@@ -12,8 +12,7 @@ import faust
 from events.catalog import topic_name
 from fairstream.settings import Settings
 from processors.bias.service import BiasScoringService
-from processors.deadletter import OutgoingMessage, RawMessage
-from processors.faust_app import new_app
+from processors.faust_app import new_app, raw_message, send_and_wait
 from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED, SCORING_LATENCY
 
 log = logging.getLogger(__name__)
@@ -65,19 +64,6 @@ def create_app(
         value_serializer="raw",
     )
 
-    async def send_all(messages: list[OutgoingMessage]) -> None:
-        # Hand every record to the producer first, then wait for all acknowledgements:
-        # the batch's events are acked (and so committable) only after this returns.
-        # The producer is used directly: faust's Topic.send adds per-record bookkeeping
-        # (callbacks, FutureMessage) this processor does not use.
-        producer = app.producer
-        pending = [
-            await producer.send(m.topic, m.key, m.value, None, None, list(m.headers))
-            for m in messages
-        ]
-        if pending:
-            await asyncio.gather(*pending)
-
     wait = settings.bias_batch_wait_ms / 1000.0
 
     @app.agent(source, name="score-content")
@@ -86,17 +72,7 @@ def create_app(
         async for batch in cast(faust.Stream[bytes], stream).take_events(
             settings.bias_batch_max, within=wait
         ):
-            raw = [
-                RawMessage(
-                    topic=e.message.topic,
-                    partition=e.message.partition,
-                    offset=e.message.offset,
-                    key=e.message.key,
-                    value=e.message.value,
-                    headers=_headers(e.message.headers),
-                )
-                for e in batch
-            ]
+            raw = [raw_message(e.message) for e in batch]
             started = time.perf_counter()
             if in_executor:
                 outcome = await asyncio.get_running_loop().run_in_executor(
@@ -105,7 +81,7 @@ def create_app(
             else:
                 outcome = service.handle_batch(raw)
             SCORING_LATENCY.observe(time.perf_counter() - started)
-            await send_all(outcome.messages)
+            await send_and_wait(app, outcome.messages)
             EVENTS_PROCESSED.labels(service.name, "ContentSubmitted", "scored").inc(outcome.scored)
             EVENTS_PROCESSED.labels(service.name, "ContentSubmitted", "dead_lettered").inc(
                 outcome.dead_lettered
@@ -121,10 +97,3 @@ def create_app(
             )
 
     return app
-
-
-def _headers(headers: Any) -> list[tuple[str, bytes]]:
-    if not headers:
-        return []
-    items = headers.items() if hasattr(headers, "items") else headers
-    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]

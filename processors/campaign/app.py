@@ -16,7 +16,6 @@ its partition's stream) with the pure `timeout_verdict`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -29,8 +28,8 @@ from fairstream.settings import Settings
 from processors.bias.scoring import thresholds_from_settings
 from processors.campaign.domain import overdue_campaigns
 from processors.campaign.service import CampaignScreeningService
-from processors.deadletter import OutgoingMessage, RawMessage
-from processors.faust_app import new_app
+from processors.deadletter import OutgoingMessage
+from processors.faust_app import new_app, raw_message, send_and_wait
 from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
 
 log = logging.getLogger(__name__)
@@ -90,20 +89,9 @@ def create_app(settings: Settings, service: CampaignScreeningService | None = No
     scored = raw_topic(service.scored_topic)
     by_campaign = raw_topic(service.internal_topic, partitions=partitions, internal=True)
     screenings = app.Table(TABLE_NAME, default=None, partitions=partitions, key_type=str)
-    sinks: dict[str, faust.TopicT] = {service.internal_topic: by_campaign}
 
     async def send_all(messages: list[OutgoingMessage]) -> None:
-        pending = []
-        for m in messages:
-            if m.topic not in sinks:
-                sinks[m.topic] = raw_topic(m.topic)
-            pending.append(
-                await sinks[m.topic].send(
-                    key=m.key, value=m.value, headers=list(m.headers), force=True
-                )
-            )
-        # Wait for the broker's acknowledgement before the input's offset can commit.
-        await asyncio.gather(*pending)
+        await send_and_wait(app, messages)
 
     async def route(stream: faust.StreamT[bytes], event_type: str) -> None:
         async for event in stream.events():
@@ -158,17 +146,3 @@ def create_app(settings: Settings, service: CampaignScreeningService | None = No
 
     app.timer(interval, name="check-deadlines")(check_deadlines)
     return app
-
-
-def raw_message(message: Any) -> RawMessage:
-    """Copy a consumed Faust message into a RawMessage."""
-    headers = message.headers or []
-    items = headers.items() if hasattr(headers, "items") else headers
-    return RawMessage(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers=[(str(k), bytes(v) if v is not None else b"") for k, v in items],
-    )

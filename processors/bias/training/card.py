@@ -183,7 +183,7 @@ def _dataset_section(manifest: dict[str, Any]) -> list[str]:
     # The manifest is stored with sorted keys; show the splits in the order they are made.
     order = ("train", "validation", "test")
     raw = manifest["dataset"]
-    summary = {n: raw[n] for n in sorted(raw, key=lambda n: (order + (n,)).index(n))}
+    summary = {n: raw[n] for n in sorted(raw, key=lambda n: (*order, n).index(n))}
     sources = sorted({s for split in summary.values() for s in split["by_source"]})
     lines = [
         "| source | " + " | ".join(f"{n} (stereotype / not)" for n in summary) + " |",

@@ -1,0 +1,130 @@
+"""`fairstream replay`: plan (dry run) or rebuild a PostgreSQL read model blue/green."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any
+
+from fairstream.settings import load_settings
+
+
+def register(subparsers: Any) -> None:
+    """Add the `replay` subcommand."""
+    parser = subparsers.add_parser(
+        "replay",
+        help="rebuild a projection's read model from the event log (dry run by default)",
+        description=__doc__,
+    )
+    parser.add_argument("projection", help="projection name, e.g. bias-daily")
+    parser.add_argument(
+        "--from",
+        dest="start",
+        default="earliest",
+        help="earliest | ISO-8601 time | topic:partition:offset,... (default: earliest)",
+    )
+    parser.add_argument(
+        "--to",
+        dest="end",
+        default=None,
+        help="ISO-8601 time | topic:partition:offset,... (default: the live version's positions)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=2000.0, help="events/s used for the estimate (default 2000)"
+    )
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--execute", action="store_true", help="rebuild and switch")
+    action.add_argument("--resume", action="store_true", help="continue an interrupted rebuild")
+    action.add_argument("--drop-old", action="store_true", help="drop the previous version")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the replay command."""
+    from operations.replay.exceptions import ReplayError
+
+    try:
+        return asyncio.run(_run(args))
+    except ReplayError as exc:
+        print(f"fairstream replay: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from operations.replay import rebuild
+    from operations.replay.plan import render_plan
+
+    settings = load_settings()
+    if args.drop_old:
+        print(f"dropped {await rebuild.drop_old(settings, args.projection)}")
+        return 0
+    plan = None
+    if not args.resume:
+        plan = await rebuild.plan_replay(
+            settings, args.projection, args.start, args.end, rate_per_second=args.rate
+        )
+        print(render_plan(plan))
+        if not args.execute:
+            print("dry run: nothing changed (add --execute to rebuild)")
+            return 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    bars = _Bars(enabled=not args.no_progress)
+    try:
+        report = await rebuild.execute_rebuild(
+            settings,
+            args.projection,
+            plan,
+            resume=args.resume,
+            stop=stop,
+            on_start=bars.start,
+            on_progress=bars.advance,
+        )
+    finally:
+        bars.close()
+    print(report.render())
+    if not report.switched:
+        print(f"continue with: fairstream replay {args.projection} --resume")
+        return 1
+    return 0
+
+
+class _Bars:
+    """Show one tqdm bar per partition (events/s and ETA)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._enabled = enabled
+        self._bars: dict[tuple[str, int], Any] = {}
+
+    def start(self, ranges: list[Any], positions: dict[tuple[str, int], int]) -> None:
+        if not self._enabled:
+            return
+        from tqdm import tqdm
+
+        for i, r in enumerate(ranges):
+            done = min(max(0, positions.get((r.topic, r.partition), r.start) - r.start), r.events)
+            self._bars[(r.topic, r.partition)] = tqdm(
+                total=r.events,
+                initial=done,
+                desc=f"{r.topic}:{r.partition}",
+                unit="ev",
+                position=i,
+                leave=True,
+                file=sys.stderr,
+            )
+
+    def advance(self, key: tuple[str, int], count: int) -> None:
+        bar = self._bars.get(key)
+        if bar is not None:
+            bar.update(count)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
