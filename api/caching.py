@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from api.redisio import GuardedRedis
 from projections.documents import DocumentStore, PostgresDocumentStore
+from projections.migrate import checked_schema
 
 CACHE_RESULTS = Counter(
     "fairstream_api_cache_total", "Response cache lookups by outcome.", ["outcome"]
@@ -39,6 +40,27 @@ async def position_token(conn: asyncpg.Connection, projections: Sequence[str]) -
     )
     assert row is not None
     return f"{row['total']}.{row['parts']}.{row['last']}"
+
+
+async def read_active_versions(conn: asyncpg.Connection, projections: Sequence[str]) -> None:
+    """Make this transaction read the active version of the projections (`fairstream replay`).
+
+    `read_model_versions` names the schema serving a rebuilt projection; it is read in the
+    request's snapshot, so a switch is seen whole or not at all. The live schema stays on the
+    search path for everything else (API keys, other read models).
+    """
+    if await conn.fetchval("SELECT to_regclass('read_model_versions')") is None:
+        return
+    schemas = await conn.fetch(
+        "SELECT DISTINCT active_schema FROM read_model_versions WHERE projection = ANY($1::text[])",
+        list(projections),
+    )
+    if len(schemas) != 1:
+        return  # never rebuilt (or, not yet supported, versions in several schemas)
+    active = checked_schema(schemas[0]["active_schema"])
+    live = checked_schema(await conn.fetchval("SELECT current_schema()"))
+    if active != live:
+        await conn.execute(f'SET LOCAL search_path TO "{active}", "{live}"')
 
 
 def request_signature(request: Request) -> str:
@@ -99,6 +121,7 @@ async def cached_response(
     """
     pool: asyncpg.Pool = request.app.state.pool
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        await read_active_versions(conn, projections)
         key = _cache_key(request, await position_token(conn, projections))
         return await _serve(request, key, lambda: compute(conn), missing)
 

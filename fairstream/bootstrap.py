@@ -180,11 +180,31 @@ def build_projection_runner(
     )
 
 
+async def active_schema(settings: Settings, name: str) -> str:
+    """Return the PostgreSQL schema that serves projection `name` now."""
+    conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
+    try:
+        schema = checked_schema(settings.pg_schema)
+        active = await conn.fetchval(
+            f'SELECT active_schema FROM "{schema}".read_model_versions WHERE projection = $1',
+            name,
+        )
+    finally:
+        await conn.close()
+    return str(active) if active else settings.pg_schema
+
+
 async def run_projection(
     settings: Settings, name: str, stop: asyncio.Event | None = None
 ) -> RunStats:
-    """Migrate, then run one projection until stopped (SIGTERM/SIGINT or `stop`)."""
+    """Migrate, then run one projection until stopped (SIGTERM/SIGINT or `stop`).
+
+    A PostgreSQL projection writes into the schema `read_model_versions` names as active
+    (the one `fairstream replay` switched the API to), or the live schema when none is named.
+    """
     await apply_migrations(settings)
+    if name in POSTGRES_PROJECTIONS:
+        settings = settings.model_copy(update={"pg_schema": await active_schema(settings, name)})
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -93,6 +93,11 @@ async def _run(args: argparse.Namespace) -> int:
     if not report.switched:
         print(f"continue with: fairstream replay {args.projection} --resume")
         return 1
+    print(
+        f"restart the live projection so it writes to the new version:"
+        f" fairstream services down && fairstream services up"
+        f" (or restart `fairstream projection {args.projection}`)"
+    )
     return 0
 
 

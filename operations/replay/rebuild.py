@@ -22,7 +22,7 @@ from events.model import Event
 from fairstream.bootstrap import POSTGRES_PROJECTIONS, build_codec, projection_group
 from fairstream.settings import Settings
 from operations.replay.exceptions import PlanError, ReplayBusyError, ReplayError
-from operations.replay.offsets import KafkaOffsets
+from operations.replay.offsets import KafkaOffsets, delete_group
 from operations.replay.plan import (
     AtOffsets,
     AtTime,
@@ -120,6 +120,8 @@ async def stored_positions(
     conn: asyncpg.Connection, schema: str, projection: str
 ) -> dict[Partition, int]:
     """Return the next offset per partition stored with a schema's read model."""
+    if await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".projection_positions') is None:
+        return {}
     rows = await conn.fetch(
         f'SELECT topic, partition, next_offset FROM "{schema}".projection_positions'
         " WHERE projection = $1",
@@ -192,6 +194,7 @@ class BoundedSink:
         self.positions = dict(positions)
         self.read = self.applied = self.skipped = 0
         self._on_progress = on_progress
+        self.on_done: Callable[[], None] = lambda: None
 
     def done(self) -> bool:
         """Tell whether every partition has reached its end."""
@@ -212,12 +215,17 @@ class BoundedSink:
             return BatchResult(self.positions.get(key, end), 0, 0)
         result = await self._inner.apply_batch(topic, partition, in_range)
         before = self.positions.get(key, in_range[0][0])
-        self.positions[key] = result.next_offset
+        # A record at or past the end proves the range complete even when its last offsets
+        # hold no record (transaction markers, compaction).
+        reached = end if len(in_range) < len(records) else result.next_offset
+        self.positions[key] = max(result.next_offset, reached)
         self.read += len(in_range)
         self.applied += result.applied
         self.skipped += result.skipped
         if self._on_progress is not None:
             self._on_progress(key, max(0, result.next_offset - before))
+        if self.done():
+            self.on_done()
         return result
 
 
@@ -291,6 +299,8 @@ async def execute_rebuild(
                 )
                 if report.switched:
                     await _switch(conn, base, projection, target, version)
+                    # Its offsets are stored with the rows; a stale group would look replaying.
+                    await asyncio.to_thread(delete_group, settings.kafka_bootstrap, group)
             finally:
                 await conn.execute(
                     f'DELETE FROM "{base}".replaying_groups WHERE group_id = $1', group
@@ -370,11 +380,12 @@ async def _run(
                 batch_max=settings.projection_batch_max,
             )
             finished = asyncio.Event()
-            task = asyncio.create_task(runner.run(finished))
-            while not (sink.done() or stop.is_set() or task.done()):
-                await asyncio.sleep(0.1)
-            finished.set()
-            await task
+            sink.on_done = finished.set
+            relay = asyncio.create_task(_relay(stop, finished))
+            try:
+                await runner.run(finished)
+            finally:
+                relay.cancel()
             report.dead_lettered = runner.stats.dead_lettered
         report.events_read, report.applied, report.skipped = sink.read, sink.applied, sink.skipped
         report.positions = dict(sink.positions)
@@ -383,6 +394,11 @@ async def _run(
         await pool.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 async def _switch(
