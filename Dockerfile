@@ -25,6 +25,7 @@ COPY events ./events
 COPY producers ./producers
 COPY processors ./processors
 COPY projections ./projections
+COPY operations ./operations
 COPY api ./api
 RUN pip install . && fairstream --help >/dev/null
 
