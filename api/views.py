@@ -26,19 +26,24 @@ def bias_row(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
 
 
 async def bias_for_content(
-    conn: Conn, content_id: str, model_version: str | None = None
+    conn: Conn,
+    content_id: str,
+    model_version: str | None = None,
+    active_version: str | None = None,
 ) -> dict[str, Any] | None:
-    """Return the newest result for a content (or for one model version), with its alerts."""
+    """Return a content's result for one model version, else the active one, else the newest."""
     row = await conn.fetchrow(
         f"""
         SELECT {_BIAS_COLUMNS}
         FROM bias_results
         WHERE content_id = $1 AND ($2::text IS NULL OR model_version = $2)
-        ORDER BY scored_at DESC, model_version DESC
+        ORDER BY model_version IS NOT DISTINCT FROM $3::text DESC, scored_at DESC,
+            model_version DESC
         LIMIT 1
         """,
         content_id,
         model_version,
+        active_version,
     )
     if row is None:
         return None

@@ -24,6 +24,7 @@ run() {
 }
 run $PY bench/bias_throughput.py --models fast --events 1000
 run $PY bench/projection_throughput.py --pg-events 20000 --mongo-events 5000
+run $PY bench/replay_throughput.py --events 20000
 if command -v wrk >/dev/null 2>&1; then
     run $PY bench/api_throughput.py --rows 10000 --seconds 10
 else

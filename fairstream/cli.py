@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "fairstream.commands.apikey",
     "fairstream.commands.lag",
     "fairstream.commands.replay",
+    "fairstream.commands.reprocess",
 )
 
 

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     bias_threshold_high: float = 0.6
     bias_threshold_critical: float = 0.8
     bias_model: str = "fast"
+    # The model version the API answers for by default; unset: the version of bias_model.
+    bias_active_model_version: str | None = None
     models_dir: Path = Field(default=REPO_ROOT / "models")
 
     # Bias scoring processor: consumer group (Faust app id) and micro-batching.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import date
+from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
 import asyncpg
@@ -35,6 +38,33 @@ Dimension = Literal[
     "unknown",
 ]
 
+
+def active_model_version(settings: object) -> str | None:
+    """Return the model version the API answers for by default (None: the newest result).
+
+    `bias_active_model_version` when set, else the version of `bias_model` recorded in the
+    models' MANIFEST.json (the version the live scorer loads), read once.
+    """
+    explicit = getattr(settings, "bias_active_model_version", None)
+    if explicit:
+        return str(explicit)
+    models_dir = getattr(settings, "models_dir", None)
+    kind = getattr(settings, "bias_model", None)
+    if models_dir is None or kind is None:
+        return None
+    return _manifest_version(str(models_dir), str(kind))
+
+
+@functools.lru_cache(maxsize=8)
+def _manifest_version(models_dir: str, kind: str) -> str | None:
+    try:
+        manifest = json.loads((FilePath(models_dir) / "MANIFEST.json").read_text("utf-8"))
+        version = manifest["models"][kind]["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(version) if version else None
+
+
 router = APIRouter(tags=["bias"], dependencies=[Depends(require_scope(SCOPE))])
 _DOCS = scope_docs(SCOPE)
 
@@ -43,20 +73,25 @@ _DOCS = scope_docs(SCOPE)
     "/v1/content/{content_id}/bias",
     response_model=BiasResult,
     summary="Bias result of one content",
-    description=f"Newest result of a content, or the one of `model_version`. Scope `{SCOPE}`.",
+    description=(
+        "Result of a content for the active model version (the newest result when that"
+        f" version has none), or the one of `model_version`. Scope `{SCOPE}`."
+    ),
     **scope_docs(SCOPE, {404: {"model": ErrorBody, "description": "No result"}}),
 )
 async def content_bias(
     request: Request,
     content_id: Annotated[str, Path(pattern=ID_PATTERN, description="Content id")],
     model_version: Annotated[
-        str | None, Query(pattern=ID_PATTERN, description="A model version; default newest")
+        str | None,
+        Query(pattern=ID_PATTERN, description="A model version; default the active one"),
     ] = None,
 ) -> Response:
-    """Return the newest bias result of a content, or the one of a model version."""
+    """Return a content's bias result for the active model version, or for one version."""
+    active = active_model_version(getattr(request.app.state, "settings", None))
 
     async def compute(conn: asyncpg.Connection) -> BaseModel | None:
-        found = await views.bias_for_content(conn, content_id, model_version)
+        found = await views.bias_for_content(conn, content_id, model_version, active)
         return BiasResult.model_validate(found) if found else None
 
     return await cached_response(
