@@ -55,7 +55,8 @@ def isolated_settings(stack_settings: Settings, test_id: str) -> Settings:
 
 @pytest.fixture
 def event_topics(isolated_settings: Settings) -> Iterator[list[str]]:
-    """Create every catalog topic (and dead-letter topic) under the test's prefix; delete after."""
+    """Create every catalog topic (and dead-letter topic) under the test's prefix; delete them,
+    and the test's consumer groups and internal topics, after."""
     from confluent_kafka.admin import AdminClient
 
     from events.topics import apply_topics, topic_specs
@@ -65,9 +66,20 @@ def event_topics(isolated_settings: Settings) -> Iterator[list[str]]:
     names = [s.name for s in specs]
     yield names
     admin = AdminClient({"bootstrap.servers": isolated_settings.kafka_bootstrap})
-    for future in admin.delete_topics(names, operation_timeout=30).values():
+    owned = isolated_settings.topic_prefix.rstrip(".")  # groups and internal topics: t-<id>-...
+    internal = [t for t in admin.list_topics(timeout=10).topics if t.startswith(owned)]
+    for future in admin.delete_topics(sorted({*names, *internal}), operation_timeout=30).values():
         with contextlib.suppress(Exception):  # a topic already gone is fine at teardown
             future.result(30)
+    groups = [
+        g.group_id
+        for g in admin.list_consumer_groups().result(30).valid
+        if g.group_id.startswith(owned)
+    ]
+    if groups:
+        for future in admin.delete_consumer_groups(groups, request_timeout=30).values():
+            with contextlib.suppress(Exception):  # a group still closing is left to expire
+                future.result(30)
 
 
 @pytest.fixture
