@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from confluent_kafka import Consumer, Message
+
+from events.codec import EventCodec
+from events.model import Event
 from fairstream.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,3 +50,37 @@ async def wait_for(
         if result or asyncio.get_running_loop().time() > deadline:
             return result
         await asyncio.sleep(interval)
+
+
+def read_topic(settings: Settings, topic: str, count: int, timeout: float = 90.0) -> list[Message]:
+    """Read `count` records of `topic` from the beginning, or what arrived before the timeout."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"{settings.topic_prefix}reader-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                found.append(msg)
+    finally:
+        consumer.close()
+    return found
+
+
+def byte_headers(message: Message) -> dict[str, bytes]:
+    """Return a record's headers whose values are bytes, by name."""
+    raw = message.headers() or []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return {k: v for k, v in items if isinstance(v, bytes)}
+
+
+def decode(codec: EventCodec, messages: list[Message]) -> list[Event]:
+    """Decode consumed records with the project's codec."""
+    return [codec.decode(m.value(), m.headers()) for m in messages]

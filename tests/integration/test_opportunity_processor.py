@@ -5,18 +5,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Message, Producer
-from stacktest import ARTIFACTS, settings_env
+from confluent_kafka import Producer
+from stacktest import ARTIFACTS, byte_headers, decode, read_topic, settings_env
 
 from events.catalog import topic_name
 from events.codec import EventCodec
-from events.model import Event
 from events.testing import example_event
 from fairstream.settings import Settings
 from producers.publisher import KafkaEventPublisher
@@ -59,40 +56,6 @@ def processor(
                 proc.wait(10)
 
 
-def read(settings: Settings, topic: str, count: int, timeout: float = 90.0) -> list[Message]:
-    """Read `count` records of `topic` from the beginning, or what arrived before the timeout."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"{settings.topic_prefix}reader-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
-    found: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(found) < count and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                found.append(msg)
-    finally:
-        consumer.close()
-    return found
-
-
-def byte_headers(message: Message) -> dict[str, bytes]:
-    """Return a record's headers whose values are bytes, by name."""
-    raw = message.headers() or []
-    items = raw.items() if isinstance(raw, dict) else raw
-    return {k: v for k, v in items if isinstance(v, bytes)}
-
-
-def decode(codec: EventCodec, messages: list[Message]) -> list[Event]:
-    """Decode consumed records with the project's codec."""
-    return [codec.decode(m.value(), m.headers()) for m in messages]
-
-
 def test_niches_are_scored_and_garbage_is_dead_lettered(
     settings: Settings, processor: subprocess.Popen[bytes]
 ) -> None:
@@ -115,7 +78,9 @@ def test_niches_are_scored_and_garbage_is_dead_lettered(
     assert producer.flush(30) == 0
 
     codec = EventCodec.from_url(None, topic_prefix=settings.topic_prefix)
-    out = decode(codec, read(settings, topic_name("OpportunityScored", settings.topic_prefix), 2))
+    out = decode(
+        codec, read_topic(settings, topic_name("OpportunityScored", settings.topic_prefix), 2)
+    )
     assert processor.poll() is None, "the processor exited"
     by_niche = {e.payload["niche_id"]: e for e in out}
     assert set(by_niche) == {"niche-ai-inventory-etsy", "niche-weak"}
@@ -134,7 +99,7 @@ def test_niches_are_scored_and_garbage_is_dead_lettered(
     assert low.payload["overall_score"] == 0.225
     assert low.payload["band"] == "fair"
 
-    [dead] = read(settings, source + ".dlq", 1)
+    [dead] = read_topic(settings, source + ".dlq", 1)
     headers = byte_headers(dead)
     assert dead.key() == b"poison"
     assert headers["dlq_processor"] == b"opportunity-scorer"
