@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from api.document_views import DocumentVersionScope, VersionedDocumentStore
 from api.errors import ErrorBody, install_error_handlers
 from api.keys import PostgresApiKeyStore
 from api.metrics import record_request
@@ -78,7 +79,13 @@ def create_app(
         prefix = redis_prefix or redis_prefix_for(settings)
         app.state.redis = GuardedRedis(settings.redis_url, prefix)
         app.state.key_verifier = KeyVerifier(PostgresApiKeyStore(pool), key_cache_seconds)
-        app.state.document_store = await build_document_store(settings, pool)
+        if settings.document_store.strip().lower() == "mongo":
+            # Rebuilt document projections are read from their active database (replay).
+            app.state.document_store = VersionedDocumentStore.connect(
+                settings.mongo_url, settings.mongo_database, pool
+            )
+        else:
+            app.state.document_store = await build_document_store(settings, pool)
         await lag.start_monitor(app, settings, pool)
         try:
             yield
@@ -98,6 +105,7 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.middleware("http")(record_request)
+    app.add_middleware(DocumentVersionScope)  # outermost: one version view per request
     if settings.api_cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -177,6 +177,9 @@ async def document_cached_response(
         return await cached_response(request, [projection], in_snapshot, missing)
     store: DocumentStore = request.app.state.document_store
     positions = await store.stored_positions(projection)
-    token = f"mongo.{sum(positions.values())}.{len(positions)}"
+    # A blue/green switch can keep the position sums: name the database that answers.
+    database_of = getattr(store, "database_of", None)
+    database = await database_of(projection) if database_of is not None else ""
+    token = f"mongo.{database}.{sum(positions.values())}.{len(positions)}"
     key = _cache_key(request, token)
     return await _serve(request, key, lambda: compute(store), missing)

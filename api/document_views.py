@@ -8,12 +8,25 @@ both orders. Sorting by a field lists only documents that have it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+
 from api.pagination import ColumnType, Cursor, Page, convert, decode_cursor, encode_cursor
-from projections.documents import DocumentStore
+from projections.documents import (
+    Document,
+    DocumentStore,
+    Filter,
+    MongoDocumentStore,
+    Sort,
+    Update,
+)
+from projections.runner import Position
 
 DOCUMENT_PROJECTIONS = {
     "campaigns": "campaigns",
@@ -145,3 +158,147 @@ def public_document(doc: Mapping[str, Any], *, store_raw_text: bool) -> dict[str
             for item in channel.get("items") or []:
                 item.pop("text", None)
     return out
+
+
+# -- the active version of each document read model (fairstream replay) ---------------------
+
+
+@dataclass(slots=True)
+class ActiveDatabases:
+    """One request's view of which MongoDB database serves each document projection."""
+
+    databases: dict[str, str] | None = None
+    _resolved: bool = field(default=False)
+
+
+_REQUEST_VERSIONS: ContextVar[ActiveDatabases | None] = ContextVar(
+    "fairstream_document_versions", default=None
+)
+
+
+class DocumentVersionScope:
+    """ASGI middleware: give each HTTP request one resolution of the active databases."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = _REQUEST_VERSIONS.set(ActiveDatabases())
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _REQUEST_VERSIONS.reset(token)
+
+
+class VersionedDocumentStore:
+    """Read each document projection from the MongoDB database `read_model_versions` names.
+
+    `fairstream replay` switches a rebuilt document projection with one UPDATE of
+    `read_model_versions.active_database`; this store reads that mapping at most once per
+    `ttl` seconds and once per request (`DocumentVersionScope`), so every read of a request
+    (positions token, then pages) goes to the same database. Projections never rebuilt are
+    read from the configured database. The store code itself is the unchanged
+    `MongoDocumentStore`, one per database on a shared client.
+    """
+
+    def __init__(self, client: Any, database: str, pool: asyncpg.Pool, ttl: float = 1.0) -> None:
+        self._client = client
+        self._default = database
+        self._pool = pool
+        self._ttl = ttl
+        self._mapping: dict[str, str] = {}
+        self._loaded_at = float("-inf")
+        self._stores: dict[str, MongoDocumentStore] = {}
+
+    @classmethod
+    def connect(
+        cls, url: str, database: str, pool: asyncpg.Pool, ttl: float = 1.0
+    ) -> VersionedDocumentStore:
+        """Open a motor client on `url`."""
+        from motor.motor_asyncio import AsyncIOMotorClient
+
+        return cls(AsyncIOMotorClient(url, tz_aware=True), database, pool, ttl)
+
+    async def _load(self) -> dict[str, str]:
+        now = time.monotonic()
+        if now - self._loaded_at >= self._ttl:
+            try:
+                async with self._pool.acquire() as conn:
+                    rows = await conn.fetch(
+                        "SELECT projection, active_database FROM read_model_versions"
+                        " WHERE active_database IS NOT NULL"
+                    )
+            except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError):
+                rows = []  # not migrated yet: nothing was switched
+            self._mapping = {r["projection"]: r["active_database"] for r in rows}
+            self._loaded_at = now
+        return self._mapping
+
+    async def database_of(self, projection: str) -> str:
+        """Return the database serving `projection` for the current request."""
+        view = _REQUEST_VERSIONS.get()
+        if view is not None and view.databases is not None:
+            mapping = view.databases
+        else:
+            mapping = await self._load()
+            if view is not None:
+                view.databases = mapping
+        return mapping.get(projection, self._default)
+
+    async def _for_projection(self, projection: str) -> MongoDocumentStore:
+        database = await self.database_of(projection)
+        store = self._stores.get(database)
+        if store is None:
+            store = self._stores[database] = MongoDocumentStore(self._client[database])
+        return store
+
+    async def _for_collection(self, collection: str) -> MongoDocumentStore:
+        return await self._for_projection(DOCUMENT_PROJECTIONS.get(collection, collection))
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[VersionedDocumentStore]:
+        """Yield this store."""
+        yield self
+
+    async def ensure_collection(self, collection: str, indexes: Sequence[str] = ()) -> None:
+        """Create the collection in its projection's active database."""
+        await (await self._for_collection(collection)).ensure_collection(collection, indexes)
+
+    async def apply(self, collection: str, doc_id: str, position: Position, update: Update) -> bool:
+        """Apply in the active database (the API never writes; kept for the port)."""
+        store = await self._for_collection(collection)
+        return await store.apply(collection, doc_id, position, update)
+
+    async def get(self, collection: str, doc_id: str) -> Document | None:
+        """Return the document from its projection's active database."""
+        return await (await self._for_collection(collection)).get(collection, doc_id)
+
+    async def find(
+        self,
+        collection: str,
+        filter: Filter | None = None,
+        *,
+        sort: Sort = (),
+        limit: int | None = None,
+    ) -> list[Document]:
+        """Query the projection's active database."""
+        store = await self._for_collection(collection)
+        return await store.find(collection, filter, sort=sort, limit=limit)
+
+    async def stored_positions(self, projection: str) -> dict[tuple[str, int], int]:
+        """Return the positions stored with the projection's active version."""
+        return await (await self._for_projection(projection)).stored_positions(projection)
+
+    async def save_position(
+        self, projection: str, topic: str, partition: int, next_offset: int
+    ) -> None:
+        """Store a position in the projection's active database."""
+        store = await self._for_projection(projection)
+        await store.save_position(projection, topic, partition, next_offset)
+
+    async def close(self) -> None:
+        """Close the client."""
+        self._client.close()

@@ -7,7 +7,7 @@ import contextlib
 import importlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import asyncpg
 import faust
@@ -142,10 +142,17 @@ def projection_group(settings: Settings, name: str) -> str:
     return f"{settings.projection_group_prefix}{name}"
 
 
-async def prepare_document_store(settings: Settings, pool: asyncpg.Pool | None) -> DocumentStore:
-    """Open the configured document store and create every document collection's indexes."""
+async def prepare_document_store(
+    settings: Settings, pool: asyncpg.Pool | None, names: Sequence[str] | None = None
+) -> DocumentStore:
+    """Open the configured document store and create the document collections' indexes.
+
+    `names` limits this to some projections (a rebuilt version's database holds only one).
+    """
     store = await build_document_store(settings, pool)
-    for factory in DOCUMENT_PROJECTIONS.values():
+    for name, factory in DOCUMENT_PROJECTIONS.items():
+        if names is not None and name not in names:
+            continue
         for collection, fields in factory(settings).indexes.items():
             await store.ensure_collection(collection, fields)
     return store
@@ -194,17 +201,45 @@ async def active_schema(settings: Settings, name: str) -> str:
     return str(active) if active else settings.pg_schema
 
 
+async def active_database(settings: Settings, name: str) -> str:
+    """Return the MongoDB database that serves document projection `name` now.
+
+    `fairstream replay` names it in `read_model_versions.active_database` (migration 0041);
+    the configured database serves a projection never rebuilt.
+    """
+    conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
+    try:
+        schema = checked_schema(settings.pg_schema)
+        try:
+            active = await conn.fetchval(
+                f'SELECT active_database FROM "{schema}".read_model_versions WHERE projection = $1',
+                name,
+            )
+        except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError):
+            active = None
+    finally:
+        await conn.close()
+    return str(active) if active else settings.mongo_database
+
+
 async def run_projection(
     settings: Settings, name: str, stop: asyncio.Event | None = None
 ) -> RunStats:
     """Migrate, then run one projection until stopped (SIGTERM/SIGINT or `stop`).
 
     A PostgreSQL projection writes into the schema `read_model_versions` names as active
-    (the one `fairstream replay` switched the API to), or the live schema when none is named.
+    (the one `fairstream replay` switched the API to), or the live schema when none is named;
+    a document projection on MongoDB writes into the database named as active the same way.
     """
     await apply_migrations(settings)
+    only: list[str] | None = None
     if name in POSTGRES_PROJECTIONS:
         settings = settings.model_copy(update={"pg_schema": await active_schema(settings, name)})
+    elif name in DOCUMENT_PROJECTIONS and settings.document_store.strip().lower() == "mongo":
+        database = await active_database(settings, name)
+        if database != settings.mongo_database:
+            settings = settings.model_copy(update={"mongo_database": database})
+            only = [name]
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -214,7 +249,7 @@ async def run_projection(
     store: DocumentStore | None = None
     try:
         if name in DOCUMENT_PROJECTIONS:
-            store = await prepare_document_store(settings, pool)
+            store = await prepare_document_store(settings, pool, only)
         runner = build_projection_runner(settings, name, pool, store)
         log.info("projection %s starting", name)
         return await runner.run(stop)

@@ -1,4 +1,7 @@
-"""`fairstream replay`: plan (dry run) or rebuild a PostgreSQL read model blue/green.
+"""`fairstream replay`: plan (dry run) or rebuild a read model blue/green.
+
+PostgreSQL projections are rebuilt into a new schema; document projections (campaigns,
+opportunities, agent-tasks) on the MongoDB document store into a new MongoDB database.
 
 `fairstream replay offsets <group> --topic T --to-...` resets a consumer group's offsets
 instead (kafka-consumer-groups --reset-offsets semantics, dry run by default).

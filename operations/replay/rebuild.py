@@ -19,7 +19,13 @@ import asyncpg
 
 from events.catalog import topic_name
 from events.model import Event
-from fairstream.bootstrap import POSTGRES_PROJECTIONS, build_codec, projection_group
+from fairstream.bootstrap import (
+    DOCUMENT_PROJECTIONS,
+    POSTGRES_PROJECTIONS,
+    PROJECTIONS,
+    build_codec,
+    projection_group,
+)
 from fairstream.settings import Settings
 from operations.replay.exceptions import PlanError, ReplayBusyError, ReplayError
 from operations.replay.offsets import KafkaOffsets, delete_group
@@ -33,8 +39,15 @@ from operations.replay.plan import (
     build_plan,
     parse_bound,
 )
+from projections.documents import DocumentProjection
 from projections.migrate import checked_schema, migrate
-from projections.runner import BatchResult, PostgresProjection, PostgresSink, ProjectionRunner
+from projections.runner import (
+    BatchResult,
+    PostgresProjection,
+    PostgresSink,
+    ProjectionRunner,
+    ProjectionSink,
+)
 
 # Tables each PostgreSQL projection owns, emptied in the live schema by `--drop-old`.
 PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
@@ -62,12 +75,13 @@ class RebuildReport:
     seconds: float = 0.0
     switched: bool = False
     positions: dict[Partition, int] = field(default_factory=dict)
+    kind: str = ""  # "" for a PostgreSQL schema, "MongoDB database " for a document rebuild
 
     def render(self) -> str:
         """Render the final report."""
         state = "switched: the API now reads" if self.switched else "interrupted, not switched:"
         return (
-            f"{self.projection}: {state} {self.target_schema} (group {self.group_id})\n"
+            f"{self.projection}: {state} {self.kind}{self.target_schema} (group {self.group_id})\n"
             f"  events read {self.events_read}, applied {self.applied},"
             f" skipped as already applied {self.skipped}, dead-lettered {self.dead_lettered},"
             f" duration {self.seconds:.1f}s"
@@ -95,7 +109,7 @@ def replay_group(settings: Settings, projection: str, version: int) -> str:
 
 def projection_topics(settings: Settings, projection: str) -> list[str]:
     """Return the topics a projection consumes under the settings' prefix."""
-    events = POSTGRES_PROJECTIONS[projection](settings).event_types
+    events = PROJECTIONS[projection](settings).event_types
     return sorted({topic_name(t, settings.topic_prefix) for t in events})
 
 
@@ -139,7 +153,12 @@ async def plan_replay(
     rate_per_second: float = 2000.0,
 ) -> ReplayPlan:
     """Plan a rebuild: ranges from `--from` to `--to` (default: the live version's positions)."""
-    postgres_projection(projection)
+    if projection in DOCUMENT_PROJECTIONS:
+        from operations.replay.documents import document_projection
+
+        document_projection(settings, projection)
+    else:
+        postgres_projection(projection)
     start = parse_bound(start_text)
     end: Bound | None = parse_bound(end_text, allow_earliest=False) if end_text else None
     topics = projection_topics(settings, projection)
@@ -161,6 +180,10 @@ async def plan_replay(
         await asyncio.to_thread(offsets.close)
     if isinstance(end, AtOffsets):
         end_offsets: dict[Partition, int] = dict(end.offsets)
+    elif projection in DOCUMENT_PROJECTIONS:
+        from operations.replay.documents import live_document_positions
+
+        end_offsets = await live_document_positions(settings, projection)
     else:
         conn = await connect(settings)
         try:
@@ -184,7 +207,7 @@ class BoundedSink:
 
     def __init__(
         self,
-        inner: PostgresSink,
+        inner: ProjectionSink,
         ends: dict[Partition, int],
         positions: dict[Partition, int],
         on_progress: ProgressCallback | None = None,
@@ -256,6 +279,18 @@ async def execute_rebuild(
     on_progress: ProgressCallback | None = None,
 ) -> RebuildReport:
     """Rebuild into a new version (or `resume` the unfinished one) and switch when done."""
+    if projection in DOCUMENT_PROJECTIONS:
+        from operations.replay.documents import execute_document_rebuild
+
+        return await execute_document_rebuild(
+            settings,
+            projection,
+            plan,
+            resume=resume,
+            stop=stop,
+            on_start=on_start,
+            on_progress=on_progress,
+        )
     postgres_projection(projection)
     base = checked_schema(settings.pg_schema)
     stop = stop or asyncio.Event()
@@ -362,38 +397,53 @@ async def _run(
     assert pool is not None
     try:
         model: PostgresProjection = POSTGRES_PROJECTIONS[projection](settings)
-        inner = PostgresSink(model, pool)
-        positions = await inner.stored_positions()
-        if on_start is not None:
-            on_start(ranges, positions)
-        sink = BoundedSink(
-            inner, {(r.topic, r.partition): r.end for r in ranges}, positions, on_progress
+        await drive(
+            settings, model, PostgresSink(model, pool), report, ranges, stop, on_start, on_progress
         )
-        if not sink.done():
-            runner = ProjectionRunner(
-                model,
-                sink=sink,
-                codec=build_codec(settings),
-                bootstrap=settings.kafka_bootstrap,
-                group_id=group,
-                topics=sorted({r.topic for r in ranges}),
-                batch_max=settings.projection_batch_max,
-            )
-            finished = asyncio.Event()
-            sink.on_done = finished.set
-            relay = asyncio.create_task(_relay(stop, finished))
-            try:
-                await runner.run(finished)
-            finally:
-                relay.cancel()
-            report.dead_lettered = runner.stats.dead_lettered
-        report.events_read, report.applied, report.skipped = sink.read, sink.applied, sink.skipped
-        report.positions = dict(sink.positions)
-        report.switched = sink.done()
     finally:
         await pool.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+async def drive(
+    settings: Settings,
+    model: PostgresProjection | DocumentProjection,
+    inner: ProjectionSink,
+    report: RebuildReport,
+    ranges: list[PartitionRange],
+    stop: asyncio.Event,
+    on_start: Callable[[list[PartitionRange], dict[Partition, int]], None] | None,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Run the projection into `inner` under the report's group until every range ends."""
+    positions = await inner.stored_positions()
+    if on_start is not None:
+        on_start(ranges, positions)
+    sink = BoundedSink(
+        inner, {(r.topic, r.partition): r.end for r in ranges}, positions, on_progress
+    )
+    if not sink.done():
+        runner = ProjectionRunner(
+            model,
+            sink=sink,
+            codec=build_codec(settings),
+            bootstrap=settings.kafka_bootstrap,
+            group_id=report.group_id,
+            topics=sorted({r.topic for r in ranges}),
+            batch_max=settings.projection_batch_max,
+        )
+        finished = asyncio.Event()
+        sink.on_done = finished.set
+        relay = asyncio.create_task(_relay(stop, finished))
+        try:
+            await runner.run(finished)
+        finally:
+            relay.cancel()
+        report.dead_lettered = runner.stats.dead_lettered
+    report.events_read, report.applied, report.skipped = sink.read, sink.applied, sink.skipped
+    report.positions = dict(sink.positions)
+    report.switched = sink.done()
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
@@ -427,6 +477,10 @@ async def _switch(
 
 async def drop_old(settings: Settings, projection: str) -> str:
     """Drop the previous version of a projection's read model; return what was dropped."""
+    if projection in DOCUMENT_PROJECTIONS:
+        from operations.replay.documents import drop_old_database
+
+        return await drop_old_database(settings, projection)
     postgres_projection(projection)
     base = checked_schema(settings.pg_schema)
     conn = await connect(settings)
