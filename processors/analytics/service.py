@@ -41,6 +41,7 @@ from processors.analytics.windows import (
     to_millis,
 )
 from processors.deadletter import OutgoingMessage, RawMessage, dead_letter
+from processors.mapping import decode_expected
 
 SOURCE_EVENT_TYPES: tuple[str, ...] = (
     "AnalyticsEventRecorded",
@@ -167,12 +168,7 @@ class AnalyticsAggregationService:
     def route(self, message: RawMessage) -> RouteOutcome:
         """Decode one source record into observation records, or dead-letter it."""
         try:
-            if message.value is None:
-                raise DecodeError("message has no value (tombstone)")
-            event = self._codec.decode(message.value, message.headers)
-            expected = self._expected_type(message.topic)
-            if event.type != expected:
-                raise DecodeError(f"expected {expected} on {message.topic}, got {event.type}")
+            event = decode_expected(self._codec, message, self._expected_type(message.topic))
             observations = observations_for(event, dimension_floor=self._dimension_floor)
         except (DecodeError, ValidationError, KeyError, TypeError, ValueError) as exc:
             letter = dead_letter(

@@ -16,6 +16,7 @@ from events.codec import DecodeError, EventCodec, ValidationError
 from events.model import Envelope, Event
 from processors.bias.scoring import BiasAssessment, BiasScorer
 from processors.deadletter import OutgoingMessage, RawMessage, dead_letter
+from processors.mapping import decode_expected, derived_envelope
 
 # Namespace for BiasScored ids: uuid5(input event id + model version) makes a
 # re-delivered or re-scored input recognisable downstream as the same result.
@@ -70,11 +71,7 @@ class BiasScoringService:
         dead = 0
         for message in batch:
             try:
-                if message.value is None:
-                    raise DecodeError("message has no value (tombstone)")
-                event = self._codec.decode(message.value, message.headers)
-                if event.type != "ContentSubmitted":
-                    raise DecodeError(f"expected ContentSubmitted, got {event.type}")
+                event = decode_expected(self._codec, message, "ContentSubmitted")
             except (DecodeError, ValidationError) as exc:
                 out.append(
                     dead_letter(
@@ -108,13 +105,11 @@ class BiasScoringService:
             campaign_id=submitted.payload.get("campaign_id"),
             content_type=submitted.payload.get("content_type", "other"),
         )
-        envelope = Envelope(
+        envelope = derived_envelope(
+            env,
             event_id=scored_event_id(env.event_id, assessment.model_version),
-            occurred_at=env.occurred_at,
             source=self.name,
             subject=env.subject,
-            correlation_id=env.correlation_id or str(env.event_id),
-            causation_id=str(env.event_id),
         )
         return Event(type="BiasScored", envelope=envelope, payload=payload)
 

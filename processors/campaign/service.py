@@ -31,6 +31,7 @@ from processors.campaign.domain import (
     timeout_verdict,
 )
 from processors.deadletter import OutgoingMessage, RawMessage, dead_letter
+from processors.mapping import decode_expected
 
 # uuid5 over the CampaignPlanned event id: a re-delivered plan re-submits the same
 # ContentSubmitted ids and screens to the same CampaignScreened id.
@@ -247,9 +248,4 @@ class CampaignScreeningService:
         return Event(type="ContentSubmitted", envelope=envelope, payload=payload)
 
     def _decode(self, message: RawMessage, expected: str) -> Event:
-        if message.value is None:
-            raise DecodeError("message has no value (tombstone)")
-        event = self._codec.decode(message.value, message.headers)
-        if event.type != expected:
-            raise DecodeError(f"expected {expected}, got {event.type}")
-        return event
+        return decode_expected(self._codec, message, expected)

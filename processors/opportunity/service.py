@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from events.catalog import topic_name
-from events.codec import DecodeError, EventCodec, ValidationError
-from events.model import Envelope, Event
-from processors.deadletter import OutgoingMessage, RawMessage, dead_letter
+from events.codec import EventCodec
+from events.model import Event
+from processors.deadletter import OutgoingMessage, RawMessage
+from processors.mapping import derived_envelope, map_batch
 from processors.opportunity.domain import score_niche
 
 # uuid5(namespace, input event id): a re-delivered NicheResearched yields the same ids.
@@ -46,46 +47,25 @@ class OpportunityScoringService:
         self._out_topic = topic_name("OpportunityScored", topic_prefix)
 
     def handle_batch(self, batch: Sequence[RawMessage]) -> Outcome:
-        """Score every decodable record; dead-letter the rest."""
-        out: list[OutgoingMessage] = []
-        scored = dead = 0
-        for message in batch:
-            try:
-                event = self._decode(message)
-                result = self.scored_event(event)
-                encoded = self._codec.encode(result)
-            except (DecodeError, ValidationError, KeyError, ValueError, TypeError) as exc:
-                out.append(
-                    dead_letter(
-                        message, reason=str(exc), error_type=type(exc).__name__, processor=self.name
-                    )
-                )
-                dead += 1
-                continue
-            out.append(
-                OutgoingMessage(self._out_topic, encoded.key, encoded.value, encoded.headers)
-            )
-            scored += 1
+        """Map every usable record; dead-letter the rest with the reason."""
+        out, scored, dead = map_batch(
+            batch,
+            codec=self._codec,
+            input_type="NicheResearched",
+            output_topic=self._out_topic,
+            transform=self.scored_event,
+            processor=self.name,
+        )
         return Outcome(out, scored, dead)
 
     def scored_event(self, niche: Event) -> Event:
         """Build the OpportunityScored event for one NicheResearched event."""
         env = niche.envelope
         payload = score_niche(niche.payload, opportunity_id_for(env.event_id))
-        envelope = Envelope(
+        envelope = derived_envelope(
+            env,
             event_id=scored_event_id(env.event_id),
-            occurred_at=env.occurred_at,
             source=self.name,
             subject=str(payload["niche_id"]),
-            correlation_id=env.correlation_id or str(env.event_id),
-            causation_id=str(env.event_id),
         )
         return Event(type="OpportunityScored", envelope=envelope, payload=payload)
-
-    def _decode(self, message: RawMessage) -> Event:
-        if message.value is None:
-            raise DecodeError("message has no value (tombstone)")
-        event = self._codec.decode(message.value, message.headers)
-        if event.type != "NicheResearched":
-            raise DecodeError(f"expected NicheResearched, got {event.type}")
-        return event

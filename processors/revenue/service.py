@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from events.catalog import topic_name
-from events.codec import DecodeError, EventCodec, ValidationError
-from events.model import Envelope, Event
-from processors.deadletter import OutgoingMessage, RawMessage, dead_letter
+from events.codec import EventCodec
+from events.model import Event
+from processors.deadletter import OutgoingMessage, RawMessage
+from processors.mapping import derived_envelope, map_batch
 from processors.revenue.domain import project_revenue
 
 # uuid5(namespace, input event id): a re-delivered request yields the same RevenueProjected id.
@@ -41,45 +42,25 @@ class RevenueProjectionService:
         self._out_topic = topic_name("RevenueProjected", topic_prefix)
 
     def handle_batch(self, batch: Sequence[RawMessage]) -> Outcome:
-        """Project every decodable, valid request; dead-letter the rest with the reason."""
-        out: list[OutgoingMessage] = []
-        projected = dead = 0
-        for message in batch:
-            try:
-                event = self._decode(message)
-                encoded = self._codec.encode(self.projected_event(event))
-            except (DecodeError, ValidationError, KeyError, ValueError, TypeError) as exc:
-                out.append(
-                    dead_letter(
-                        message, reason=str(exc), error_type=type(exc).__name__, processor=self.name
-                    )
-                )
-                dead += 1
-                continue
-            out.append(
-                OutgoingMessage(self._out_topic, encoded.key, encoded.value, encoded.headers)
-            )
-            projected += 1
+        """Map every usable record; dead-letter the rest with the reason."""
+        out, projected, dead = map_batch(
+            batch,
+            codec=self._codec,
+            input_type="RevenueProjectionRequested",
+            output_topic=self._out_topic,
+            transform=self.projected_event,
+            processor=self.name,
+        )
         return Outcome(out, projected, dead)
 
     def projected_event(self, request: Event) -> Event:
         """Build the RevenueProjected event for one RevenueProjectionRequested event."""
         env = request.envelope
         payload = project_revenue(request.payload)
-        envelope = Envelope(
+        envelope = derived_envelope(
+            env,
             event_id=projected_event_id(env.event_id),
-            occurred_at=env.occurred_at,
             source=self.name,
             subject=str(payload["projection_id"]),
-            correlation_id=env.correlation_id or str(env.event_id),
-            causation_id=str(env.event_id),
         )
         return Event(type="RevenueProjected", envelope=envelope, payload=payload)
-
-    def _decode(self, message: RawMessage) -> Event:
-        if message.value is None:
-            raise DecodeError("message has no value (tombstone)")
-        event = self._codec.decode(message.value, message.headers)
-        if event.type != "RevenueProjectionRequested":
-            raise DecodeError(f"expected RevenueProjectionRequested, got {event.type}")
-        return event
