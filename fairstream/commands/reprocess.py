@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from fairstream.settings import load_settings
+from operations.replay.progress import PartitionBars
 
 
 def register(subparsers: Any) -> None:
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        bars = _Bars(enabled=not args.no_progress)
+        bars = PartitionBars(enabled=not args.no_progress)
         try:
             report = execute_reprocess(
                 settings,
@@ -73,37 +74,3 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(report.render())
     return 0 if report.finished else 1
-
-
-class _Bars:
-    """Show one tqdm bar per partition (events/s and ETA)."""
-
-    def __init__(self, *, enabled: bool) -> None:
-        self._enabled = enabled
-        self._bars: dict[tuple[str, int], Any] = {}
-
-    def start(self, ranges: list[Any], positions: dict[tuple[str, int], int]) -> None:
-        if not self._enabled:
-            return
-        from tqdm import tqdm
-
-        for i, r in enumerate(ranges):
-            done = min(max(0, positions.get((r.topic, r.partition), r.start) - r.start), r.events)
-            self._bars[(r.topic, r.partition)] = tqdm(
-                total=r.events,
-                initial=done,
-                desc=f"{r.topic}:{r.partition}",
-                unit="ev",
-                position=i,
-                leave=True,
-                file=sys.stderr,
-            )
-
-    def advance(self, key: tuple[str, int], count: int) -> None:
-        bar = self._bars.get(key)
-        if bar is not None:
-            bar.update(count)
-
-    def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
