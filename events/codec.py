@@ -27,6 +27,8 @@ Headers are CloudEvents 1.0 Kafka protocol binding, binary content mode:
 |  | `urn:fairstream:schema:<EventType>:v<N>` (single-object encoding) |
 | `content-type` | `application/avro` (framing is told by the value's magic bytes) |
 | `ce_correlationid`, `ce_causationid` | extension attributes, only when set |
+| `traceparent`, `tracestate` | W3C Trace Context (events/tracecontext.py), when the |
+|  | envelope has a trace; decoded into `Envelope.trace`, an invalid one is ignored |
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from events.exceptions import (
 from events.model import Envelope, Event
 from events.registry import ConfluentSchemaRegistry, SchemaRegistryClient, value_subject
 from events.store import NAMESPACE, SchemaStore, SchemaVersion
+from events.tracecontext import TraceContext, from_headers
 
 __all__ = [
     "CE_SPECVERSION",
@@ -305,7 +308,10 @@ class EventCodec:
             pairs.append(("ce_correlationid", envelope.correlation_id))
         if envelope.causation_id is not None:
             pairs.append(("ce_causationid", envelope.causation_id))
-        return [(name, value.encode("utf-8")) for name, value in pairs]
+        headers = [(name, value.encode("utf-8")) for name, value in pairs]
+        if envelope.trace is not None:
+            headers += envelope.trace.headers()
+        return headers
 
     # -- decoding ---------------------------------------------------------------------
 
@@ -326,7 +332,7 @@ class EventCodec:
         if headers is not None:
             self._check_headers(headers, writer.event_type)
         record = self._read_body(body, writer, reader)
-        return _event_from_record(reader.event_type, record)
+        return _event_from_record(reader.event_type, record, from_headers(headers))
 
     def writer_schema(self, value: bytes) -> SchemaVersion:
         """Return the schema version a framed value was written with."""
@@ -445,7 +451,9 @@ class EventCodec:
 _AVRO_TYPES = frozenset({CONTENT_TYPE, "application/vnd.apache.avro+binary", "avro/binary"})
 
 
-def _event_from_record(event_type: str, record: dict[str, Any]) -> Event:
+def _event_from_record(
+    event_type: str, record: dict[str, Any], trace: TraceContext | None = None
+) -> Event:
     raw = record.pop("envelope")
     try:
         event_id = raw["event_id"]
@@ -456,6 +464,7 @@ def _event_from_record(event_type: str, record: dict[str, Any]) -> Event:
             subject=raw["subject"],
             correlation_id=raw.get("correlation_id"),
             causation_id=raw.get("causation_id"),
+            trace=trace,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise DecodeError(f"{event_type} envelope is malformed: {exc}") from None

@@ -8,10 +8,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from events.tracecontext import TraceContext
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """Carry the fields every event shares; `subject` is the aggregate id and the Kafka key."""
+    """Carry the fields every event shares; `subject` is the aggregate id and the Kafka key.
+
+    `trace` is not part of the Avro record: it travels in the `traceparent` / `tracestate`
+    headers (events/tracecontext.py), and takes no part in equality, so an event decoded
+    with its trace equals the one that was encoded.
+    """
 
     event_id: uuid.UUID
     occurred_at: datetime
@@ -19,6 +26,7 @@ class Envelope:
     subject: str
     correlation_id: str | None = None
     causation_id: str | None = None
+    trace: TraceContext | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def new(
@@ -30,6 +38,7 @@ class Envelope:
         causation_id: str | None = None,
         event_id: uuid.UUID | None = None,
         occurred_at: datetime | None = None,
+        trace: TraceContext | None = None,
     ) -> Envelope:
         """Create an envelope with a fresh event id and the current time unless given.
 
@@ -46,6 +55,7 @@ class Envelope:
             subject=subject,
             correlation_id=correlation_id,
             causation_id=causation_id,
+            trace=trace,
         )
 
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from events.catalog import topic_name
 from events.codec import EventCodec
+from fairstream.logs import configure_logging, url_password
 from fairstream.settings import Settings
 from processors.bias.scoring import BiasScorer, load_scorer, thresholds_from_settings
 from processors.bias.service import BiasScoringService
@@ -54,6 +55,42 @@ PROJECTIONS: dict[str, Callable[[Settings], PostgresProjection | DocumentProject
     **POSTGRES_PROJECTIONS,
     **DOCUMENT_PROJECTIONS,
 }
+
+
+def settings_secrets(settings: Settings) -> list[str]:
+    """Return the secret values in `settings` that logs must never show."""
+    found: list[str | None] = [url_password(settings.postgres_dsn.get_secret_value())]
+    for name in ("kafka_sasl_password", "kafka_ssl_key_password"):
+        value = getattr(settings, name, None)
+        found.append(value.get_secret_value() if value is not None else None)
+    for url in (settings.redis_url, settings.mongo_url, settings.schema_registry_url):
+        found.append(url_password(url))
+    return [value for value in found if value]
+
+
+def configure_service_logging(settings: Settings, service: str) -> None:
+    """Set up the logs of one service: FAIRSTREAM_LOG_FORMAT (json|text), level, redaction."""
+    configure_logging(
+        service=service,
+        fmt=settings.log_format,
+        level=settings.log_level,
+        secrets=settings_secrets(settings),
+    )
+
+
+def serve_metrics(settings: Settings) -> int | None:
+    """Serve Prometheus metrics on FAIRSTREAM_METRICS_PORT if set; return the port.
+
+    Processors and projections have no HTTP server of their own: this one (a daemon
+    thread of prometheus_client) is what Prometheus scrapes and what Kubernetes probes.
+    """
+    if settings.metrics_port is None:
+        return None
+    from prometheus_client import start_http_server
+
+    start_http_server(settings.metrics_port, addr="0.0.0.0")  # every interface of the pod
+    log.info("metrics on :%d/metrics", settings.metrics_port)
+    return settings.metrics_port
 
 
 def build_codec(settings: Settings) -> EventCodec:

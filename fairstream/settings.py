@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The password of a URL's userinfo: scheme://user:PASSWORD@host
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):[^@/\s]*@")
+
+
+def redact_url(value: str) -> str:
+    """Return `value` with the password of any URL in it replaced by ***."""
+    return _URL_PASSWORD.sub(r"\1:***@", value)
 
 
 class Settings(BaseSettings):
@@ -15,10 +25,27 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FAIRSTREAM_", extra="ignore")
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Show every field, URL passwords (Redis, MongoDB, ...) redacted like SecretStr."""
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if isinstance(value, str) else value
+
     stack_dir: Path = Field(default=REPO_ROOT / ".stack")
     kafka_bootstrap: str = "127.0.0.1:9092"
     schema_registry_url: str | None = None
     topic_prefix: str = ""
+    # Kafka client security, translated for every client by fairstream/kafka_security.py.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # A file holding the SASL password (used when kafka_sasl_password is unset).
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
     postgres_dsn: SecretStr = SecretStr("postgresql://fairstream@127.0.0.1:5433/fairstream")
     redis_url: str = "redis://127.0.0.1:6380/0"
     mongo_url: str = "mongodb://127.0.0.1:27018/"
@@ -69,6 +96,11 @@ class Settings(BaseSettings):
     lag_min_samples: int = 3
     lag_history_retention_seconds: float = 93600.0
     lag_replay_pattern: str = "-replay-"
+
+    # Service logs (fairstream/logs.py) and the metrics/probe port of processors and projections.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    metrics_port: int | None = None
 
 
 def load_settings() -> Settings:

@@ -1,4 +1,9 @@
-"""Route a message that cannot be processed to its topic's dead-letter topic."""
+"""Route a message that cannot be processed to its topic's dead-letter topic.
+
+The dead-letter record keeps the original headers, except that its `traceparent` is a
+child span of the original's (same trace id, new span id), or a new trace if the original
+had none, so the failure can be found from the trace the input belonged to.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from events.catalog import dlq_topic
+from events.tracecontext import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, from_headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +41,14 @@ def dead_letter(
     message: RawMessage, *, reason: str, error_type: str, processor: str
 ) -> OutgoingMessage:
     """Build the dead-letter record: the original bytes, the reason in the headers."""
-    headers = [(k, v) for k, v in message.headers if not k.startswith("dlq_")]
+    received = from_headers(message.headers)
+    trace = received.child() if received is not None else TraceContext.new()
+    headers = [
+        (k, v)
+        for k, v in message.headers
+        if not k.startswith("dlq_") and k not in (TRACEPARENT_HEADER, TRACESTATE_HEADER)
+    ]
+    headers += trace.headers()
     headers += [
         ("dlq_reason", reason.encode("utf-8")[:4096]),
         ("dlq_error_type", error_type.encode("utf-8")),

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 
 from events.codec import DecodeError, EventCodec, ValidationError
 from events.model import Envelope, Event
+from events.tracecontext import TraceContext
+from fairstream.logs import handling_event
 from processors.deadletter import OutgoingMessage, RawMessage, dead_letter
 
 # Failures that make a single input unusable: bad bytes, a bad record, or values the domain
@@ -27,7 +29,11 @@ def decode_expected(codec: EventCodec, message: RawMessage, event_type: str) -> 
 def derived_envelope(
     cause: Envelope, *, event_id: uuid.UUID, source: str, subject: str
 ) -> Envelope:
-    """Return the envelope of an event caused by `cause`: same time and correlation."""
+    """Return the envelope of an event caused by `cause`: same time, correlation and trace.
+
+    The trace continues `cause`'s with a new span whose parent is `cause`'s span; a cause
+    that arrived without a (valid) traceparent starts a new trace here.
+    """
     return Envelope(
         event_id=event_id,
         occurred_at=cause.occurred_at,
@@ -35,7 +41,13 @@ def derived_envelope(
         subject=subject,
         correlation_id=cause.correlation_id or str(cause.event_id),
         causation_id=str(cause.event_id),
+        trace=derived_trace(cause),
     )
+
+
+def derived_trace(cause: Envelope) -> TraceContext:
+    """Return the span of work caused by `cause`: its child, or a new trace if it has none."""
+    return cause.trace.child() if cause.trace is not None else TraceContext.new()
 
 
 def map_batch(
@@ -53,7 +65,9 @@ def map_batch(
     mapped = dead = 0
     for message in batch:
         try:
-            encoded = codec.encode(transform(decode_expected(codec, message, input_type)))
+            event = decode_expected(codec, message, input_type)
+            with handling_event(event):
+                encoded = codec.encode(transform(event))
         except UNUSABLE as exc:
             reason, kind = str(exc), type(exc).__name__
             out.append(dead_letter(message, reason=reason, error_type=kind, processor=processor))

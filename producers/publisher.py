@@ -4,11 +4,15 @@
 acknowledged it (acks=all, idempotent producer); everything is encoded and
 validated before the first message is produced, so a bad event in a batch
 means nothing of that batch is sent.
+
+Every record gets a W3C `traceparent` header (events/tracecontext.py): the caller's
+`traceparent` (and `tracestate`) when given, so the caller's span is the parent of what
+consumes the record; else the trace the event's envelope already carries; else a new
+trace of its own per event.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +24,27 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from events.catalog import topic_name
 from events.codec import EncodedMessage, EventCodec
 from events.model import Event
+from events.tracecontext import (
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
+    TraceContext,
+    parse_traceparent,
+    parse_tracestate,
+)
+from fairstream.kafka_security import librdkafka_security, redact_client_config
 from fairstream.settings import Settings
 
-TRACEPARENT_HEADER = "traceparent"
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+__all__ = [
+    "TRACEPARENT_HEADER",
+    "EventPublisher",
+    "InMemoryEventPublisher",
+    "KafkaEventPublisher",
+    "PublishError",
+    "PublishFailure",
+    "PublishReport",
+    "check_traceparent",
+]
+
 DEFAULT_FLUSH_TIMEOUT = 30.0
 
 
@@ -95,9 +116,17 @@ class EventPublisher(Protocol):
     """Publish events to their catalog topics and report what the broker confirmed."""
 
     def publish_all(
-        self, events: Sequence[Event], *, traceparent: str | None = None
+        self,
+        events: Sequence[Event],
+        *,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> PublishReport:
-        """Validate, then publish every event; return once each one is confirmed or failed."""
+        """Validate, then publish every event; return once each one is confirmed or failed.
+
+        `traceparent` (W3C) continues the caller's trace on every record; without it each
+        event keeps its envelope's trace or starts a new one.
+        """
         ...
 
     def flush(self, timeout: float | None = None) -> int:
@@ -106,26 +135,36 @@ class EventPublisher(Protocol):
 
 
 def check_traceparent(value: str) -> str:
-    """Return a W3C traceparent header value, raising ValueError if it is malformed."""
-    value = value.strip().lower()
-    if not _TRACEPARENT.match(value) or value.startswith("ff"):
-        raise ValueError(f"not a W3C traceparent: {value!r}")
-    _, trace_id, parent_id, _ = value.split("-")
-    if set(trace_id) == {"0"} or set(parent_id) == {"0"}:
-        raise ValueError(f"traceparent has an all-zero id: {value!r}")
-    return value
+    """Return a caller's W3C traceparent as version 00, raising ValueError if it is malformed.
+
+    A caller's value is read case-insensitively; what is sent is lowercase, as the spec says.
+    """
+    return parse_traceparent(value.strip().lower()).traceparent
+
+
+def _record_traceparent(event: Event, traceparent: str | None) -> str | None:
+    """Return the traceparent to put on `event`'s record, None if its encoding carries one."""
+    if traceparent is not None:
+        return traceparent
+    if event.envelope.trace is not None:
+        return None
+    return TraceContext.new().traceparent
 
 
 def _header_list(
-    encoded: EncodedMessage, traceparent: str | None
+    encoded: EncodedMessage, traceparent: str | None, tracestate: str | None = None
 ) -> list[tuple[str, str | bytes | None]]:
+    """Return the record's headers with `traceparent` (and `tracestate`) set, if given."""
+    if traceparent is None:
+        return list(encoded.headers)
     headers: list[tuple[str, str | bytes | None]] = [
         (name, value)
         for name, value in encoded.headers
-        if name != TRACEPARENT_HEADER or traceparent is None
+        if name not in (TRACEPARENT_HEADER, TRACESTATE_HEADER)
     ]
-    if traceparent is not None:
-        headers.append((TRACEPARENT_HEADER, traceparent.encode("ascii")))
+    headers.append((TRACEPARENT_HEADER, traceparent.encode("ascii")))
+    if tracestate:
+        headers.append((TRACESTATE_HEADER, tracestate.encode("ascii")))
     return headers
 
 
@@ -153,6 +192,7 @@ class KafkaEventPublisher:
         delivery_timeout_ms = int((flush_timeout - 1) * 1000)
         settings: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
+            **librdkafka_security(),  # FAIRSTREAM_KAFKA_* of the environment; `config` wins
             "client.id": client_id,
             "enable.idempotence": True,
             "acks": "all",
@@ -161,7 +201,8 @@ class KafkaEventPublisher:
             "delivery.timeout.ms": delivery_timeout_ms,
         }
         settings.update(config or {})
-        self.producer_config: Mapping[str, Any] = MappingProxyType(dict(settings))
+        # What the producer was given, passwords masked: benchmarks and logs may show it.
+        self.producer_config: Mapping[str, Any] = MappingProxyType(redact_client_config(settings))
         self._producer = Producer(settings)
         self._lock = threading.Lock()
         self._closed = False
@@ -172,18 +213,28 @@ class KafkaEventPublisher:
         codec = EventCodec.from_url(
             settings.schema_registry_url, topic_prefix=settings.topic_prefix
         )
+        options["config"] = {**librdkafka_security(settings), **(options.get("config") or {})}
         return cls(settings.kafka_bootstrap, codec, topic_prefix=settings.topic_prefix, **options)
 
     def publish_all(
-        self, events: Sequence[Event], *, traceparent: str | None = None
+        self,
+        events: Sequence[Event],
+        *,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> PublishReport:
         """Validate and encode every event, produce them, and wait for the broker's answers."""
         if traceparent is not None:
             traceparent = check_traceparent(traceparent)
+            tracestate = parse_tracestate(tracestate)
+        else:
+            tracestate = None
         # Encoding validates; doing all of it first means a bad event stops the batch unsent.
-        prepared = [
-            (topic_name(event.type, self._prefix), self._codec.encode(event)) for event in events
-        ]
+        prepared: list[tuple[str, list[tuple[str, str | bytes | None]], EncodedMessage]] = []
+        for event in events:
+            encoded = self._codec.encode(event)
+            headers = _header_list(encoded, _record_traceparent(event, traceparent), tracestate)
+            prepared.append((topic_name(event.type, self._prefix), headers, encoded))
 
         outcome: list[str | None] = [None] * len(events)
         retriable = [False] * len(events)
@@ -199,8 +250,8 @@ class KafkaEventPublisher:
             return report
 
         with self._lock:
-            for index, (topic, encoded) in enumerate(prepared):
-                self._produce(index, topic, encoded, traceparent, on_delivery(index), outcome)
+            for index, (topic, headers, encoded) in enumerate(prepared):
+                self._produce(index, topic, encoded, headers, on_delivery(index), outcome)
                 if outcome[index] is not None:
                     answered[index] = True
             remaining = self._producer.flush(self._flush_timeout)
@@ -236,7 +287,7 @@ class KafkaEventPublisher:
         index: int,
         topic: str,
         encoded: EncodedMessage,
-        traceparent: str | None,
+        headers: list[tuple[str, str | bytes | None]],
         callback: Callable[[KafkaError | None, Message], None],
         outcome: list[str | None],
     ) -> None:
@@ -246,7 +297,7 @@ class KafkaEventPublisher:
                     topic,
                     value=encoded.value,
                     key=encoded.key,
-                    headers=_header_list(encoded, traceparent),
+                    headers=headers,
                     on_delivery=callback,
                 )
             except BufferError:
@@ -292,16 +343,23 @@ class InMemoryEventPublisher:
     batches: int = 0
 
     def publish_all(
-        self, events: Sequence[Event], *, traceparent: str | None = None
+        self,
+        events: Sequence[Event],
+        *,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> PublishReport:
-        """Validate every event, then append them all."""
+        """Validate every event, then append them all with the traceparent each would get."""
         if traceparent is not None:
             traceparent = check_traceparent(traceparent)
         codec = self.codec or EventCodec()
         for event in events:
             codec.validate(event)
         self.published.extend(events)
-        self.traceparents.extend([traceparent] * len(events))
+        for event in events:
+            own = event.envelope.trace
+            chosen = _record_traceparent(event, traceparent)
+            self.traceparents.append(chosen or (own.traceparent if own else None))
         self.batches += 1
         return PublishReport(attempted=len(events), delivered=len(events))
 

@@ -28,6 +28,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from events.topics import TopicSpec, prefixed
+from fairstream.kafka_security import librdkafka_security
 
 # Configs that `--fix-config` may change in place: neither loses acknowledged data
 # except a retention decrease, which the plan flags in its note.
@@ -238,7 +239,11 @@ class KafkaTopicAdmin:
     def __init__(self, bootstrap: str, *, timeout: float = 15.0) -> None:
         self._timeout = timeout
         self._admin = AdminClient(
-            {"bootstrap.servers": bootstrap, "client.id": "fairstream-topics"}
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": "fairstream-topics",
+                **librdkafka_security(),
+            }
         )
 
     def broker_count(self) -> int:

@@ -9,48 +9,59 @@ from typing import Any
 
 from fairstream.settings import load_settings
 
-
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+# Logging is set up by fairstream.bootstrap.configure_service_logging (FAIRSTREAM_LOG_FORMAT,
+# FAIRSTREAM_LOG_LEVEL); Faust and uvicorn are told not to install handlers of their own.
 
 
 def run_processor(args: argparse.Namespace) -> int:
     """Run a Faust processor worker until stopped."""
     import faust
 
-    from fairstream.bootstrap import build_processor_app
+    from fairstream.bootstrap import build_processor_app, configure_service_logging, serve_metrics
 
     settings = load_settings()
     if args.model:
         settings.bias_model = args.model
+    configure_service_logging(settings, f"processor-{args.name}")
     app = build_processor_app(settings, args.name)
-    worker = faust.Worker(app, loglevel="INFO", quiet=True)
+    serve_metrics(settings)  # after the app (and the bias model) is built: probes wait for it
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, override_logging=False)
+    worker.spinner = None  # no terminal spinner: its escape codes would break the log lines
     worker.execute_from_commandline()
     return 0
 
 
 def run_projection(args: argparse.Namespace) -> int:
     """Run one projection until stopped."""
+    from fairstream.bootstrap import configure_service_logging, serve_metrics
     from fairstream.bootstrap import run_projection as run
 
-    _logging()
-    stats = asyncio.run(run(load_settings(), args.name))
+    settings = load_settings()
+    configure_service_logging(settings, f"projection-{args.name}")
+    serve_metrics(settings)
+    stats = asyncio.run(run(settings, args.name))
     logging.getLogger(__name__).info("projection stopped: %s", stats)
     return 0
 
 
 def run_api(args: argparse.Namespace) -> int:
-    """Serve the query API with uvicorn."""
+    """Serve the query API with uvicorn (metrics at the API's own /metrics)."""
     import uvicorn
 
-    from fairstream.bootstrap import build_api
+    from fairstream.bootstrap import build_api, configure_service_logging
 
     settings = load_settings()
     host = args.host or settings.api_host
     port = args.port or settings.api_port
-    uvicorn.run(build_api(settings), host=host, port=port, log_level="info", access_log=False)
+    configure_service_logging(settings, "api")
+    uvicorn.run(
+        build_api(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ _OVERRIDES = {
     "redis_port": "redis_port",
     "ferretdb_port": "ferretdb_port",
     "brokers": "brokers",
+    "security": "kafka_security",
     "timeout": "ready_timeout",
 }
 
@@ -43,6 +45,12 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--postgres-port", type=int, help="PostgreSQL port (5433)")
     group.add_argument("--redis-port", type=int, help="Redis port (6380)")
     group.add_argument("--ferretdb-port", type=int, help="FerretDB port (27018)")
+    group.add_argument(
+        "--security",
+        choices=("plaintext", "sasl_ssl"),
+        help="Kafka client listener: plaintext, or sasl_ssl (SCRAM-SHA-512 over TLS, with a "
+        "generated CA); FAIRSTREAM_STACK_KAFKA_SECURITY",
+    )
     return parent
 
 
@@ -101,6 +109,8 @@ def _status(args: argparse.Namespace) -> int:
         extra = []
         if name == "kafka":
             extra.append(f"Kafka {entry.get('version')}, {entry.get('brokers')} broker(s)")
+            if entry.get("security_protocol", "PLAINTEXT") != "PLAINTEXT":
+                extra.append(f"{entry['security_protocol']} {entry['security']['sasl_mechanism']}")
         pids = entry.get("pids", [])
         if pids:
             extra.append("pid " + ",".join(map(str, pids)))
@@ -117,8 +127,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
+    # Meant for `eval "$(fairstream stack env)"`: quoted, and secrets only as file paths.
     for key, value in _stack(args).env_vars().items():
-        print(f"export {key}={value}")
+        print(f"export {key}={shlex.quote(value)}")
     return 0
 
 

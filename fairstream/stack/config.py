@@ -142,6 +142,9 @@ class StackConfig(BaseSettings):
         ),
     )
     brokers: int = Field(default=1, ge=1, le=9)
+    # Client listener: PLAINTEXT, or SASL_SSL with SCRAM-SHA-512 and a CA generated in the
+    # cluster's data directory (see KafkaCluster and README "Security").
+    kafka_security: Literal["plaintext", "sasl_ssl"] = "plaintext"
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_heap: str = "768m"
@@ -212,13 +215,23 @@ class StackConfig(BaseSettings):
         return kafka_libs_dir(self.layout.cache, tools, tools)
 
     @property
+    def kafka_security_dir(self) -> Path:
+        """Return where the CA, broker certificate and SCRAM passwords of the cluster live.
+
+        It sits beside the nodes' storage, which holds the SCRAM credentials, so a purge
+        removes both together.
+        """
+        return self.kafka_nodes()[0].data_dir.parent / "security"
+
+    @property
     def internal_replication_factor(self) -> int:
         """Return the replication factor of internal topics: 1 for one broker, else min(N, 3)."""
         return 1 if self.brokers == 1 else min(self.brokers, 3)
 
     def kafka_nodes(self) -> list[KafkaNode]:
         """Return the port and directory plan of every KRaft node."""
-        data = self.layout.data / f"kafka-{self.kafka_version}-x{self.brokers}"
+        suffix = "" if self.kafka_security == "plaintext" else f"-{self.kafka_security}"
+        data = self.layout.data / f"kafka-{self.kafka_version}-x{self.brokers}{suffix}"
         return [
             KafkaNode(
                 node_id=i + 1,

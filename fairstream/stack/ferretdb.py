@@ -122,6 +122,9 @@ def _trim_go_cache(config: StackConfig) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
+FERRETDB_POOL_MAX_CONNS = 200
+
+
 class FerretDBServer(Component):
     """Run FerretDB on the PostgreSQL backend (database `ferretdb`) or on SQLite."""
 
@@ -143,6 +146,13 @@ class FerretDBServer(Component):
         if self.config.ferretdb_backend == "sqlite":
             return ["--handler=sqlite", f"--sqlite-url=file:{self.state_dir / 'sqlite'}/"]
         url = self.config.postgres_dsn_for(self.config.ferretdb_database)
+        # FerretDB 1.x caps its pgx pool at 50 connections. A createIndexes on a new
+        # database holds the metadata registry's write lock while it waits for a pooled
+        # connection, and every pooled connection can be held by a request waiting for
+        # that lock: under many concurrent clients FerretDB deadlocks (seen with the test
+        # suite in parallel). A larger pool makes that much rarer; PostgreSQL allows 400.
+        sep = "&" if "?" in url else "?"
+        url += f"{sep}pool_max_conns={FERRETDB_POOL_MAX_CONNS}"
         return [
             "--handler=postgresql",
             "--postgresql-url=" + url.replace("postgresql://", "postgres://", 1),

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import base64
 import functools
+import ipaddress
 import json
+import os
+import secrets
 import shutil
 import subprocess
+import time
 import uuid
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
+from fairstream.kafka_security import KafkaSecurity, SaslMechanism
 from fairstream.stack.component import (
     Component,
     file_lock,
@@ -31,8 +39,13 @@ from fairstream.stack.exceptions import ComponentError
 from fairstream.stack.supervisor import ManagedProcess
 
 __all__ = [
+    "KAFKA_ADMIN_USER",
+    "KAFKA_CLIENT_USER",
     "KAFKA_TOOLS",
+    "SCRAM_MECHANISM",
+    "BrokerSecurityFiles",
     "KafkaCluster",
+    "ensure_broker_security",
     "ensure_kafka_libs",
     "ensure_kafka_tools_libs",
     "kafka_tool_argv",
@@ -41,6 +54,8 @@ __all__ = [
     "render_server_properties",
     "resolve_tool_class",
     "run_kafka_tool",
+    "stack_client_env",
+    "stack_client_security",
 ]
 
 POM = RESOURCES_DIR / "kafka" / "pom.xml"
@@ -99,8 +114,236 @@ def random_cluster_id() -> str:
             return value
 
 
-def render_server_properties(config: StackConfig, node: KafkaNode) -> str:
-    """Render server.properties of one combined broker+controller node."""
+KAFKA_ADMIN_USER = "admin"  # inter-broker SCRAM user
+KAFKA_CLIENT_USER = "fairstream"  # the SCRAM user `fairstream stack env` hands to clients
+SCRAM_MECHANISM: SaslMechanism = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True)
+class BrokerSecurityFiles:
+    """Name the files of a SASL_SSL cluster: its CA, the broker's keystore, SCRAM passwords."""
+
+    root: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        """Return the CA certificate clients trust (PEM)."""
+        return self.root / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        """Return the CA's private key."""
+        return self.root / "ca.key"
+
+    @property
+    def broker_cert(self) -> Path:
+        """Return the broker certificate (PEM), valid for the stack's host and localhost."""
+        return self.root / "broker.crt"
+
+    @property
+    def broker_key(self) -> Path:
+        """Return the broker's private key (PEM)."""
+        return self.root / "broker.key"
+
+    @property
+    def keystore(self) -> Path:
+        """Return the broker's PKCS12 keystore (key, certificate and CA chain)."""
+        return self.root / "broker.p12"
+
+    @property
+    def keystore_password(self) -> Path:
+        """Return the file holding the keystore password."""
+        return self.root / "keystore.password"
+
+    @property
+    def admin_password(self) -> Path:
+        """Return the file holding the inter-broker SCRAM user's password."""
+        return self.root / f"{KAFKA_ADMIN_USER}.password"
+
+    @property
+    def client_password(self) -> Path:
+        """Return the file holding the client SCRAM user's password."""
+        return self.root / f"{KAFKA_CLIENT_USER}.password"
+
+    def complete(self) -> bool:
+        """Tell whether every file exists."""
+        return all(
+            p.exists()
+            for p in (
+                self.ca_cert,
+                self.keystore,
+                self.keystore_password,
+                self.admin_password,
+                self.client_password,
+            )
+        )
+
+    @staticmethod
+    def read_secret(path: Path) -> SecretStr:
+        """Return the secret stored in one of the password files."""
+        return SecretStr(path.read_text().strip())
+
+
+def _write_secret(path: Path) -> None:
+    # URL-safe alphabet: no character that SCRAM or JAAS syntax would need quoted.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(24) + "\n")
+
+
+def _subject_alt_names(host: str) -> str:
+    names = {"DNS:localhost", "IP:127.0.0.1"}
+    try:
+        ipaddress.ip_address(host)
+        names.add(f"IP:{host}")
+    except ValueError:
+        names.add(f"DNS:{host}")
+    return ",".join(sorted(names))
+
+
+def ensure_broker_security(config: StackConfig) -> BrokerSecurityFiles:
+    """Generate a CA, the broker certificate and keystore, and SCRAM passwords, once.
+
+    Every secret goes through files (`-passout file:`), never a command line or a log.
+    """
+    files = BrokerSecurityFiles(config.kafka_security_dir)
+    if files.complete():
+        return files
+    openssl = require_executable("kafka", "openssl")
+    root = files.root
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
+    log = config.layout.logs / "kafka-security.log"
+    for path in (files.keystore_password, files.admin_password, files.client_password):
+        _write_secret(path)
+    days = "825"
+    run_checked(
+        "kafka",
+        [
+            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+            "-keyout", str(files.ca_key), "-out", str(files.ca_cert), "-days", days,
+            "-subj", "/CN=fairstream local stack CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        log=log,
+    )  # fmt: skip
+    csr = root / "broker.csr"
+    run_checked(
+        "kafka",
+        [
+            openssl, "req", "-newkey", "rsa:2048", "-nodes", "-sha256",
+            "-keyout", str(files.broker_key), "-out", str(csr), "-subj", f"/CN={config.host}",
+        ],
+        log=log,
+    )  # fmt: skip
+    extensions = root / "broker.ext"
+    extensions.write_text(
+        f"subjectAltName={_subject_alt_names(config.host)}\n"
+        "extendedKeyUsage=serverAuth,clientAuth\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+    )
+    run_checked(
+        "kafka",
+        [
+            openssl, "x509", "-req", "-sha256", "-in", str(csr), "-CA", str(files.ca_cert),
+            "-CAkey", str(files.ca_key), "-CAcreateserial", "-out", str(files.broker_cert),
+            "-days", days, "-extfile", str(extensions),
+        ],
+        log=log,
+    )  # fmt: skip
+    run_checked(
+        "kafka",
+        [
+            openssl, "pkcs12", "-export", "-in", str(files.broker_cert),
+            "-inkey", str(files.broker_key), "-certfile", str(files.ca_cert), "-name", "broker",
+            "-out", str(files.keystore), "-passout", f"file:{files.keystore_password}",
+        ],
+        log=log,
+    )  # fmt: skip
+    for path in (files.ca_key, files.broker_key, files.keystore):
+        path.chmod(0o600)
+    return files
+
+
+def stack_client_security(config: StackConfig) -> KafkaSecurity:
+    """Return how a client reaches this stack's cluster (the client SCRAM user over TLS)."""
+    if config.kafka_security == "plaintext":
+        return KafkaSecurity()
+    files = BrokerSecurityFiles(config.kafka_security_dir)
+    return KafkaSecurity(
+        protocol="SASL_SSL",
+        sasl_mechanism=SCRAM_MECHANISM,
+        sasl_username=KAFKA_CLIENT_USER,
+        sasl_password=files.read_secret(files.client_password),
+        ssl_cafile=files.ca_cert,
+    )
+
+
+def stack_client_env(config: StackConfig) -> dict[str, str]:
+    """Return the FAIRSTREAM_KAFKA_* security variables of this stack; the password by file."""
+    if config.kafka_security == "plaintext":
+        return {"FAIRSTREAM_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
+    files = BrokerSecurityFiles(config.kafka_security_dir)
+    return {
+        "FAIRSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "FAIRSTREAM_KAFKA_SASL_MECHANISM": SCRAM_MECHANISM,
+        "FAIRSTREAM_KAFKA_SASL_USERNAME": KAFKA_CLIENT_USER,
+        "FAIRSTREAM_KAFKA_SASL_PASSWORD_FILE": str(files.client_password),
+        "FAIRSTREAM_KAFKA_SSL_CAFILE": str(files.ca_cert),
+    }
+
+
+def _listener_properties(
+    config: StackConfig, node: KafkaNode, files: BrokerSecurityFiles | None
+) -> dict[str, str | int]:
+    controller = f"CONTROLLER://{node.host}:{node.controller_port}"
+    if config.kafka_security == "plaintext":
+        return {
+            "listeners": f"PLAINTEXT://{node.host}:{node.port},{controller}",
+            "advertised.listeners": f"PLAINTEXT://{node.host}:{node.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        }
+    if files is None:
+        raise ValueError("a SASL_SSL listener needs the cluster's security files")
+    admin = files.read_secret(files.admin_password).get_secret_value()
+    store = files.read_secret(files.keystore_password).get_secret_value()
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{KAFKA_ADMIN_USER}" password="{admin}";'
+    )
+    mechanism = SCRAM_MECHANISM.lower()
+    # The controller listener stays PLAINTEXT on the loopback host: only the nodes use it.
+    return {
+        "listeners": f"SASL_SSL://{node.host}:{node.port},{controller}",
+        "advertised.listeners": f"SASL_SSL://{node.host}:{node.port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+        f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config": jaas,
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(files.keystore),
+        "ssl.keystore.password": store,
+        "ssl.key.password": store,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(files.ca_cert),
+        "ssl.endpoint.identification.algorithm": "https",
+        "ssl.client.auth": "none",
+    }
+
+
+def render_server_properties(
+    config: StackConfig, node: KafkaNode, files: BrokerSecurityFiles | None = None
+) -> str:
+    """Render server.properties of one combined broker+controller node.
+
+    A SASL_SSL cluster's file carries the keystore and inter-broker passwords from `files`;
+    it is written readable by its owner only.
+    """
     nodes = config.kafka_nodes()
     rf = config.internal_replication_factor
     min_isr = max(1, rf - 1)
@@ -108,13 +351,7 @@ def render_server_properties(config: StackConfig, node: KafkaNode) -> str:
         "process.roles": "broker,controller",
         "node.id": node.node_id,
         "controller.quorum.voters": ",".join(n.voter for n in nodes),
-        "listeners": (
-            f"PLAINTEXT://{node.host}:{node.port},CONTROLLER://{node.host}:{node.controller_port}"
-        ),
-        "advertised.listeners": f"PLAINTEXT://{node.host}:{node.port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        **_listener_properties(config, node, files),
         "log.dirs": str(node.data_dir),
         # Topics are created as code; internal topics still work on a single broker.
         "auto.create.topics.enable": "false",
@@ -375,6 +612,7 @@ class KafkaCluster(Component):
             state = json.loads(self.state_file.read_text())
         except (FileNotFoundError, ValueError):
             return
+        state.setdefault("security", "plaintext")  # state files written before it existed
         wanted = self._state()
         if state == wanted:
             return
@@ -386,7 +624,8 @@ class KafkaCluster(Component):
             raise ComponentError(
                 "kafka",
                 f"a Kafka {state.get('version')} cluster of {state.get('brokers')} node(s) "
-                f"runs on {state.get('bootstrap')}; run `fairstream stack down` first",
+                f"({state['security']}) runs on {state.get('bootstrap')}; "
+                "run `fairstream stack down` first",
             )
 
     def _state(self) -> dict[str, Any]:
@@ -397,17 +636,80 @@ class KafkaCluster(Component):
             "bootstrap": self.config.kafka_bootstrap,
             "kafka_port": self.config.kafka_port,
             "kafka_controller_port": self.config.kafka_controller_port,
+            "security": self.config.kafka_security,
         }
 
+    def _scram_arguments(self, files: BrokerSecurityFiles | None) -> tuple[list[str], list[str]]:
+        """Return the `format --add-scram` arguments and the secrets they carry."""
+        if files is None:
+            return [], []
+        args: list[str] = []
+        hidden: list[str] = []
+        for user, path in (
+            (KAFKA_ADMIN_USER, files.admin_password),
+            (KAFKA_CLIENT_USER, files.client_password),
+        ):
+            password = files.read_secret(path).get_secret_value()
+            args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
+            hidden.append(password)
+        return args, hidden
+
+    def _format_storage(self, argv: list[str], hidden: Sequence[str], log: Path) -> None:
+        """Run `StorageTool format`; the SCRAM passwords never reach the log or an error."""
+
+        def redact(text: str) -> str:
+            for secret in hidden:
+                text = text.replace(secret, "***")
+            return text
+
+        shown = redact(" ".join(argv))
+        try:
+            result = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise ComponentError("kafka", f"timed out after 120s: {shown}") from None
+        output = redact(result.stdout)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as handle:
+            handle.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {shown}\n{output}")
+        if result.returncode != 0:
+            tail = "\n".join(output.splitlines()[-30:])
+            raise ComponentError("kafka", f"exit code {result.returncode}: {shown}", tail)
+
     def prepare(self) -> None:
-        """Fetch the jars, render configs and format every node's storage once."""
+        """Fetch the jars, render configs and format every node's storage once.
+
+        A SASL_SSL cluster first gets its CA, broker keystore and passwords; its SCRAM users
+        are written into the metadata log by `format --add-scram`.
+        """
         self.check_shape()
         libs = ensure_kafka_libs(self.config)
         self.layout.conf.mkdir(parents=True, exist_ok=True)
         self._log4j_path().write_text(render_log4j_config(self.config.kafka_major))
         cluster_id = self._cluster_id()
+        files = None
+        if self.config.kafka_security == "sasl_ssl":
+            formatted = (self.nodes()[0].data_dir / "meta.properties").exists()
+            if formatted and not BrokerSecurityFiles(self.config.kafka_security_dir).complete():
+                raise ComponentError(
+                    "kafka",
+                    f"the SASL_SSL cluster's storage exists but its security files in "
+                    f"{self.config.kafka_security_dir} are incomplete; run "
+                    "`fairstream stack down --purge --only kafka`",
+                )
+            files = ensure_broker_security(self.config)
+        scram_args, hidden = self._scram_arguments(files)
         for node in self.nodes():
-            node.config_path.write_text(render_server_properties(self.config, node))
+            node.config_path.touch(mode=0o600, exist_ok=True)
+            node.config_path.chmod(0o600 if files is not None else 0o644)
+            node.config_path.write_text(render_server_properties(self.config, node, files))
             if (node.data_dir / "meta.properties").exists():
                 continue
             node.data_dir.mkdir(parents=True, exist_ok=True)
@@ -417,8 +719,7 @@ class KafkaCluster(Component):
             tools_log4j.write_text(
                 render_log4j_config(self.config.kafka_major, level="WARN", stream="stderr")
             )
-            run_checked(
-                "kafka",
+            self._format_storage(
                 [
                     self.config.java,
                     log4j_jvm_flag(self.config.kafka_major, tools_log4j),
@@ -431,9 +732,10 @@ class KafkaCluster(Component):
                     "--config",
                     str(node.config_path),
                     "--ignore-formatted",
+                    *scram_args,
                 ],
-                timeout=120,
-                log=self.layout.logs / f"{node.name}.log",
+                hidden,
+                self.layout.logs / f"{node.name}.log",
             )
 
     def start(self) -> None:
@@ -453,14 +755,20 @@ class KafkaCluster(Component):
                 "bootstrap.servers": self.config.kafka_bootstrap,
                 "socket.timeout.ms": 3000,
                 "log_level": 2,  # errors only: connection refusals while starting are expected
+                **stack_client_security(self.config).librdkafka(),
             }
         )
         metadata = admin.list_topics(timeout=3)
         return len(metadata.brokers) == self.config.brokers
 
     def endpoints(self) -> dict[str, str]:
-        """Return the bootstrap servers."""
-        return {"bootstrap": self.config.kafka_bootstrap}
+        """Return the bootstrap servers and the client listener's security protocol."""
+        protocol = "PLAINTEXT" if self.config.kafka_security == "plaintext" else "SASL_SSL"
+        return {"bootstrap": self.config.kafka_bootstrap, "security_protocol": protocol}
+
+    def client_env(self) -> dict[str, str]:
+        """Return the FAIRSTREAM_KAFKA_* security variables a client of this cluster needs."""
+        return stack_client_env(self.config)
 
     def detail(self) -> dict[str, Any]:
         """Return version, node plan and data location."""
@@ -479,8 +787,21 @@ class KafkaCluster(Component):
                 }
                 for n, proc in zip(self.nodes(), self.processes(), strict=True)
             ],
+            "security": self._security_detail(),
             "classpath": f"{self.config.kafka_libs}/*",
             "tools_classpath": f"{self.config.kafka_tools_libs}/*",
+        }
+
+    def _security_detail(self) -> dict[str, str]:
+        if self.config.kafka_security == "plaintext":
+            return {"protocol": "PLAINTEXT"}
+        files = BrokerSecurityFiles(self.config.kafka_security_dir)
+        return {
+            "protocol": "SASL_SSL",
+            "sasl_mechanism": SCRAM_MECHANISM,
+            "username": KAFKA_CLIENT_USER,
+            "password_file": str(files.client_password),
+            "ca_file": str(files.ca_cert),
         }
 
     def data_paths(self) -> list[Path]:

@@ -73,6 +73,7 @@ class LocalStack:
                 "brokers": brokers,
                 "kafka_port": int(state["kafka_port"]),
                 "kafka_controller_port": int(state["kafka_controller_port"]),
+                "kafka_security": state.get("security", "plaintext"),
             }
         )
 
@@ -181,6 +182,7 @@ class LocalStack:
             "FAIRSTREAM_STACK_DIR": str(self.layout.root),
             "FAIRSTREAM_KAFKA_BOOTSTRAP": kafka.kafka_bootstrap,
             "FAIRSTREAM_KAFKA_VERSION": kafka.kafka_version,
+            **KafkaCluster(kafka).client_env(),
             "FAIRSTREAM_POSTGRES_DSN": self.config.postgres_dsn,
             "FAIRSTREAM_REDIS_URL": self.config.redis_url,
             "FAIRSTREAM_MONGO_URL": self.config.mongo_url,

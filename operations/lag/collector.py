@@ -23,6 +23,7 @@ from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
+from fairstream.kafka_security import librdkafka_security
 from operations.lag.model import GroupSample, PartitionSample
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class KafkaLagCollector:
         self._read_timeout = read_timeout_seconds
         common: dict[str, str | int | float | bool] = {
             "bootstrap.servers": bootstrap,
+            **librdkafka_security(),
             "client.id": client_id,
         }
         self._admin = AdminClient(common)

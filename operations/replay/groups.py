@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from fairstream.kafka_security import librdkafka_security
 from operations.replay.exceptions import PlanError, ReplayError
 from operations.replay.offsets import TIMEOUT, KafkaOffsets
 from operations.replay.plan import Partition, PartitionBounds, parse_time
@@ -158,7 +159,7 @@ class KafkaGroupOffsets:
 
     def __init__(self, bootstrap: str) -> None:
         self._bootstrap = bootstrap
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._admin = AdminClient({"bootstrap.servers": bootstrap, **librdkafka_security()})
 
     def active_members(self, group: str) -> list[str]:
         """Return the client ids of the group's members (empty for an empty or unknown group)."""

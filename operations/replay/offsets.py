@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from fairstream.kafka_security import librdkafka_security
 from operations.replay.exceptions import PlanError
 from operations.replay.plan import Partition, PartitionBounds
 
@@ -22,6 +23,7 @@ class KafkaOffsets:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
+                **librdkafka_security(),
                 "group.id": "fairstream-replay-planner",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
@@ -90,7 +92,7 @@ def _transient(error: KafkaError) -> bool:
 
 def delete_group(bootstrap: str, group: str) -> bool:
     """Delete a finished (empty) consumer group; return whether Kafka deleted it."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **librdkafka_security()})
     try:
         for future in admin.delete_consumer_groups([group], request_timeout=TIMEOUT).values():
             future.result(TIMEOUT)

@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 
 from events.catalog import topic_name
 from fairstream.bootstrap import build_bias_service, build_scorer
+from fairstream.kafka_security import librdkafka_security
 from fairstream.settings import Settings
 from operations.replay.exceptions import ReplayError
 from operations.replay.groups import GroupActiveError, KafkaGroupOffsets
@@ -141,6 +142,7 @@ def execute_reprocess(
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
+            **librdkafka_security(settings),
             "group.id": group,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -151,6 +153,7 @@ def execute_reprocess(
     producer = Producer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
+            **librdkafka_security(settings),
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 5,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 import zipfile
@@ -23,10 +24,14 @@ from fairstream.stack.config import (
 )
 from fairstream.stack.exceptions import ComponentError, StackError
 from fairstream.stack.kafka import (
+    BrokerSecurityFiles,
+    ensure_broker_security,
     random_cluster_id,
     render_log4j_config,
     render_server_properties,
     resolve_tool_class,
+    stack_client_env,
+    stack_client_security,
 )
 from fairstream.stack.local_stack import LocalStack, parse_only, render_env_file
 from fairstream.stack.postgres import path_reachable_by
@@ -137,6 +142,94 @@ def test_kafka3_properties_omit_kafka4_settings(tmp_path: Path) -> None:
     config = StackConfig(stack_dir=tmp_path, kafka_version="3.9.1")
     props = _props(render_server_properties(config, config.kafka_nodes()[0]))
     assert not any(key.startswith("share.") for key in props)
+
+
+def _fake_security_files(config: StackConfig) -> BrokerSecurityFiles:
+    files = BrokerSecurityFiles(config.kafka_security_dir)
+    files.root.mkdir(parents=True)
+    for path, secret in (
+        (files.admin_password, "admin-secret"),
+        (files.client_password, "client-secret"),
+        (files.keystore_password, "store-secret"),
+    ):
+        path.write_text(secret + "\n")
+    return files
+
+
+def test_sasl_ssl_cluster_has_its_own_storage(tmp_path: Path) -> None:
+    plain = StackConfig(stack_dir=tmp_path)
+    secured = StackConfig(stack_dir=tmp_path, kafka_security="sasl_ssl")
+    assert secured.kafka_nodes()[0].data_dir != plain.kafka_nodes()[0].data_dir
+    assert secured.kafka_security_dir.parent == secured.kafka_nodes()[0].data_dir.parent
+    assert secured.kafka_nodes()[0].data_dir.parent.name == "kafka-4.4.0-x1-sasl_ssl"
+
+
+def test_sasl_ssl_properties(tmp_path: Path) -> None:
+    config = StackConfig(stack_dir=tmp_path, kafka_security="sasl_ssl", kafka_port=49092)
+    files = _fake_security_files(config)
+    props = _props(render_server_properties(config, config.kafka_nodes()[0], files))
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:49092,CONTROLLER://127.0.0.1:9093"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:49092"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    jaas = props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    assert 'username="admin" password="admin-secret";' in jaas
+    assert props["ssl.keystore.location"] == str(files.keystore)
+    assert props["ssl.keystore.password"] == "store-secret"
+    assert props["ssl.truststore.location"] == str(files.ca_cert)
+    # The client user's password is the broker's business only through the metadata log.
+    assert "client-secret" not in render_server_properties(config, config.kafka_nodes()[0], files)
+    with pytest.raises(ValueError, match="security files"):
+        render_server_properties(config, config.kafka_nodes()[0])
+
+
+def test_sasl_ssl_client_env_names_the_password_file_only(tmp_path: Path) -> None:
+    config = StackConfig(stack_dir=tmp_path, kafka_security="sasl_ssl")
+    files = _fake_security_files(config)
+    env = stack_client_env(config)
+    assert env == {
+        "FAIRSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "FAIRSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "FAIRSTREAM_KAFKA_SASL_USERNAME": "fairstream",
+        "FAIRSTREAM_KAFKA_SASL_PASSWORD_FILE": str(files.client_password),
+        "FAIRSTREAM_KAFKA_SSL_CAFILE": str(files.ca_cert),
+    }
+    security = stack_client_security(config)
+    assert security.librdkafka()["sasl.password"] == "client-secret"
+    assert stack_client_env(StackConfig(stack_dir=tmp_path)) == {
+        "FAIRSTREAM_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"
+    }
+
+
+def test_broker_security_files_are_generated_once(tmp_path: Path) -> None:
+    config = StackConfig(stack_dir=tmp_path, kafka_security="sasl_ssl")
+    files = ensure_broker_security(config)
+    assert files.complete()
+    verified = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(files.ca_cert), str(files.broker_cert)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(files.broker_cert), "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "IP Address:127.0.0.1" in text and "DNS:localhost" in text
+    for secret in (files.admin_password, files.client_password, files.keystore_password):
+        assert secret.stat().st_mode & 0o777 == 0o600
+        assert len(secret.read_text().strip()) >= 30
+    before = files.client_password.read_text()
+    ensure_broker_security(config)
+    assert files.client_password.read_text() == before
+    log = config.layout.logs / "kafka-security.log"
+    secrets = [p.read_text().strip() for p in (files.keystore_password, files.client_password)]
+    assert all(secret not in log.read_text() for secret in secrets)
 
 
 def test_log4j_configs_per_major_version() -> None:
