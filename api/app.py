@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from api.document_views import DocumentVersionScope, VersionedDocumentStore
-from api.errors import ErrorBody, install_error_handlers
+from api.errors import RETRY_AFTER_SECONDS, ErrorBody, install_error_handlers
 from api.keys import PostgresApiKeyStore
+from api.listing import reject_nul_bytes
+from api.log_redaction import install_key_redaction
 from api.metrics import record_request
 from api.redisio import GuardedRedis
 from api.routes import analytics, bias, documents, lag, ops, revenue
@@ -46,6 +49,12 @@ and the read model kept it (campaign items).
 """
 
 
+# Bounds on every PostgreSQL wait, so an outage is a prompt 503 and never a hang.
+CONNECT_TIMEOUT_SECONDS = 3.0
+COMMAND_TIMEOUT_SECONDS = 5.0
+READY_CHECK_SECONDS = 2.0
+
+
 class Health(BaseModel):
     """Liveness or readiness with the state of each dependency."""
 
@@ -66,13 +75,18 @@ def create_app(
 ) -> FastAPI:
     """Create the API bound to the read models named in `settings`."""
     schema = checked_schema(settings.pg_schema)
+    install_key_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # min_size=0: the API starts (and answers 503) while PostgreSQL is down, and a dead
+        # connection is replaced on the next acquire, so the API recovers without a restart.
         pool = await asyncpg.create_pool(
             settings.postgres_dsn.get_secret_value(),
-            min_size=1,
+            min_size=0,
             max_size=10,
+            timeout=CONNECT_TIMEOUT_SECONDS,
+            command_timeout=COMMAND_TIMEOUT_SECONDS,
             server_settings={"search_path": schema, "application_name": "fairstream-api"},
         )
         app.state.pool = pool
@@ -100,6 +114,7 @@ def create_app(
         version="1.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(reject_nul_bytes)],
         responses={422: {"model": ErrorBody, "description": "Invalid parameters"}},
     )
     app.state.settings = settings
@@ -135,26 +150,27 @@ def create_app(
     @app.get(
         "/readyz",
         response_model=Health,
-        responses={503: {"model": Health, "description": "PostgreSQL is not ready"}},
+        responses={
+            503: {"model": Health, "description": "PostgreSQL or the document store is down"}
+        },
         tags=["health"],
-        summary="Readiness: PostgreSQL answers and the read models exist",
+        summary="Readiness: PostgreSQL (and MongoDB when used) answer and the read models exist",
         description="Redis is reported but optional: without it the API serves uncached and"
-        " does not rate-limit (fail open).",
+        " does not rate-limit (fail open). `Retry-After` comes with a 503.",
     )
     async def readyz(request: Request) -> Any:
-        """Check the API's dependencies."""
-        checks: dict[str, str] = {}
-        try:
-            async with request.app.state.pool.acquire(timeout=2) as conn:
-                await conn.fetchval("SELECT 1 FROM bias_results LIMIT 1")
-                await conn.fetchval("SELECT 1 FROM api_keys LIMIT 1")
-            checks["postgres"] = "ok"
-        except Exception as exc:  # readiness reports any failure, it never raises
-            checks["postgres"] = f"error: {type(exc).__name__}"
-        ready = checks["postgres"] == "ok"
-        checks["redis"] = "ok" if await request.app.state.redis.ping() else "unavailable"
+        """Check the API's dependencies, each within a short timeout."""
+        state = request.app.state
+        checks: dict[str, str] = {"postgres": await _check(_postgres_ready(state.pool))}
+        if settings.document_store.strip().lower() == "mongo":
+            checks["mongo"] = await _check(state.document_store.ping())
+        checks["redis"] = "ok" if await state.redis.ping() else "unavailable"
+        ready = all(v == "ok" for k, v in checks.items() if k != "redis")
         body = Health(status="ok" if ready else "unavailable", checks=checks)
-        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+        if ready:
+            return JSONResponse(body.model_dump())
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return JSONResponse(body.model_dump(), status_code=503, headers=headers)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
@@ -162,3 +178,18 @@ def create_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _postgres_ready(pool: asyncpg.Pool) -> None:
+    async with pool.acquire(timeout=READY_CHECK_SECONDS) as conn:
+        await conn.fetchval("SELECT 1 FROM bias_results LIMIT 1", timeout=READY_CHECK_SECONDS)
+        await conn.fetchval("SELECT 1 FROM api_keys LIMIT 1", timeout=READY_CHECK_SECONDS)
+
+
+async def _check(probe: Awaitable[Any]) -> str:
+    """Run one readiness probe; return "ok" or the error's type, never raise."""
+    try:
+        await asyncio.wait_for(probe, READY_CHECK_SECONDS + 0.5)
+    except Exception as exc:  # readiness reports any failure
+        return f"error: {type(exc).__name__}"
+    return "ok"

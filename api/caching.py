@@ -27,6 +27,8 @@ CACHE_RESULTS = Counter(
     "fairstream_api_cache_total", "Response cache lookups by outcome.", ["outcome"]
 )
 CACHE_CONTROL = "private, no-cache"
+# Longest wait for a pooled PostgreSQL connection (including connecting): then 503.
+ACQUIRE_TIMEOUT_SECONDS = 5.0
 VARY = "Authorization, X-API-Key"
 
 
@@ -120,7 +122,10 @@ async def cached_response(
     means "not found" and is answered by `missing` (never cached).
     """
     pool: asyncpg.Pool = request.app.state.pool
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+    async with (
+        pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
         await read_active_versions(conn, projections)
         key = _cache_key(request, await position_token(conn, projections))
         return await _serve(request, key, lambda: compute(conn), missing)

@@ -14,9 +14,11 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
+from api.caching import ACQUIRE_TIMEOUT_SECONDS
 from api.pagination import ColumnType, Cursor, Page, convert, decode_cursor, encode_cursor
 from projections.documents import (
     Document,
@@ -27,6 +29,13 @@ from projections.documents import (
     Update,
 )
 from projections.runner import Position
+
+# Bounds on every MongoDB wait (pymongo's defaults wait 30 s for a server): then 503.
+MONGO_TIMEOUTS_MS = {
+    "serverSelectionTimeoutMS": 2000,
+    "connectTimeoutMS": 2000,
+    "socketTimeoutMS": 5000,
+}
 
 DOCUMENT_PROJECTIONS = {
     "campaigns": "campaigns",
@@ -217,16 +226,26 @@ class VersionedDocumentStore:
     def connect(
         cls, url: str, database: str, pool: asyncpg.Pool, ttl: float = 1.0
     ) -> VersionedDocumentStore:
-        """Open a motor client on `url`."""
+        """Open a motor client on `url`, with short timeouts unless the URL sets its own."""
         from motor.motor_asyncio import AsyncIOMotorClient
 
-        return cls(AsyncIOMotorClient(url, tz_aware=True), database, pool, ttl)
+        given = {k.lower() for k in parse_qs(urlsplit(url).query)}
+        timeouts: dict[str, Any] = {
+            k: v for k, v in MONGO_TIMEOUTS_MS.items() if k.lower() not in given
+        }
+        return cls(AsyncIOMotorClient(url, tz_aware=True, **timeouts), database, pool, ttl)
+
+    async def ping(self) -> None:
+        """Raise unless the server, and behind it its storage, answers a read."""
+        database = self._client[self._default]
+        await database.command("ping")
+        await database.list_collection_names()
 
     async def _load(self) -> dict[str, str]:
         now = time.monotonic()
         if now - self._loaded_at >= self._ttl:
             try:
-                async with self._pool.acquire() as conn:
+                async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
                     rows = await conn.fetch(
                         "SELECT projection, active_database FROM read_model_versions"
                         " WHERE active_database IS NOT NULL"

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -32,14 +32,45 @@ class ErrorBody(BaseModel):
 # Failures of a store the API reads (PostgreSQL, MongoDB): answered 503, never 500.
 UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, cannot connect now, timeouts
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
     asyncpg.UndefinedTableError,  # started before `fairstream migrate`
     ConnectionFailure,
-    ConnectionError,
+    ExecutionTimeout,
+    OSError,  # connection refused or reset, including ConnectionError
     TimeoutError,
 )
+RETRY_AFTER_SECONDS = 5
+
+# Which dependency failed, told by the library whose code raised the exception.
+_DEPENDENCIES = (
+    ("asyncpg", "postgres", "PostgreSQL"),
+    ("pymongo", "mongo", "the MongoDB document store"),
+    ("motor", "mongo", "the MongoDB document store"),
+    ("redis", "redis", "Redis"),
+)
+
+
+def failed_dependency(exc: BaseException) -> tuple[str, str]:
+    """Return (id, name) of the dependency whose client raised `exc`."""
+    modules: list[str] = []
+    visited: set[int] = set()
+    seen: BaseException | None = exc
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        modules.append(type(seen).__module__)
+        tb = seen.__traceback__
+        while tb is not None:
+            modules.append(str(tb.tb_frame.f_globals.get("__name__", "")))
+            tb = tb.tb_next
+        seen = seen.__cause__ or seen.__context__
+    for module in reversed(modules):  # the innermost frame names the client that failed
+        for prefix, ident, name in _DEPENDENCIES:
+            if module == prefix or module.startswith(prefix + "."):
+                return ident, name
+    return "store", "a read-model store"
+
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +107,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 503:
+            headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+        return error_response(exc.status_code, str(exc.detail), headers=headers)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -87,9 +121,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid request parameters", details)
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("a read-model store is unavailable: %s", type(exc).__name__)
+        ident, name = failed_dependency(exc)
+        log.warning("%s is unavailable: %s", name, type(exc).__name__)
         return error_response(
-            503, "a read-model store is unavailable; retry later", headers={"Retry-After": "5"}
+            503,
+            f"{name} is unavailable; retry later",
+            [{"dependency": ident, "problem": type(exc).__name__}],
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
     async def internal(request: Request, exc: Exception) -> JSONResponse:

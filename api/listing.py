@@ -74,6 +74,15 @@ def list_params(
     return dependency
 
 
+async def reject_nul_bytes(request: Request) -> None:
+    """Refuse a NUL byte anywhere in the path or query (PostgreSQL text cannot hold one)."""
+    if "\x00" in request.url.path:
+        raise HTTPException(422, "the path contains a NUL byte")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise HTTPException(422, f"query parameter {name.strip(chr(0))!r} contains a NUL byte")
+
+
 def invalid_cursor(exc: InvalidCursor) -> HTTPException:
     """Return the 422 raised for a cursor this API cannot use."""
     return HTTPException(422, f"invalid cursor: {exc}")

@@ -2,6 +2,11 @@
 
 A line holds the payload fields, optionally with an `"envelope"` object; missing
 envelope fields are filled in by `events.jsonform.event_from_json`.
+
+Bad input: `parse_ndjson` reads and validates every line before anything is sent; a line
+that is not UTF-8, not JSON, not an object or not a valid event becomes a `LineError`
+(`line N: field F: message`). `fairstream publish` then publishes nothing (or, with
+`--skip-invalid`, only the valid lines) and reports delivery failures by line number.
 """
 
 from __future__ import annotations
@@ -94,17 +99,32 @@ def parse_line(
 
 
 def parse_ndjson(
-    lines: Iterable[str],
+    lines: Iterable[str | bytes],
     event_type: str,
     *,
     source: str,
     codec: EventCodec | None = None,
     correlation_id: str | None = None,
 ) -> NdjsonBatch:
-    """Validate every non-blank line; blank lines are skipped but keep their line numbers."""
+    """Validate every non-blank line; blank lines are skipped but keep their line numbers.
+
+    Lines given as bytes are decoded one by one, so a line that is not UTF-8 is reported
+    with its number instead of stopping the whole read.
+    """
     codec = codec or EventCodec()
     batch = NdjsonBatch()
-    for number, text in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                batch.read += 1
+                bad = raw[exc.start : exc.start + 1].hex()
+                message = f"not UTF-8: byte 0x{bad} at column {exc.start + 1}"
+                batch.errors.append(LineError(number, None, message))
+                continue
+        else:
+            text = raw
         if not text.strip():
             continue
         batch.read += 1
@@ -137,7 +157,16 @@ def write_ndjson(events: Iterable[Event], out: TextIO) -> int:
     return count
 
 
-def iter_lines(stream: TextIO) -> Iterator[str]:
-    """Yield lines without their line endings."""
+def iter_lines(stream: TextIO) -> Iterator[str | bytes]:
+    """Yield lines without their line endings.
+
+    A stream with an underlying binary buffer (a file, standard input) is read as bytes, so
+    that `parse_ndjson` can report a line that is not UTF-8 by its number.
+    """
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        for data in buffer:
+            yield data.removesuffix(b"\n").removesuffix(b"\r")
+        return
     for raw in stream:
         yield raw.rstrip("\r\n")

@@ -160,8 +160,12 @@ async def lag_group(
 
 @page_router.get("/lag", include_in_schema=False)
 async def lag_page() -> FileResponse:
-    """Serve the dashboard page (open: it holds no data, the key stays in the browser)."""
-    return FileResponse(STATIC / "index.html", media_type="text/html")
+    """Serve the dashboard page (open: it holds no data, the key stays in the browser).
+
+    `no-referrer`: a `?key=` in the address bar must not leak to other sites.
+    """
+    headers = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+    return FileResponse(STATIC / "index.html", media_type="text/html", headers=headers)
 
 
 @page_router.get("/lag/static/{name}", include_in_schema=False)

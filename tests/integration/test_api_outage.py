@@ -1,0 +1,317 @@
+"""Database outages: a private PostgreSQL, FerretDB and Redis stopped under a serving API.
+
+The shared stack is never touched: the test starts its own servers on free ports in a stack
+directory of its own (sharing only the download cache), stops them one by one while polling
+every route, and starts them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from pydantic import SecretStr
+
+from api.app import create_app
+from api.keys import SCOPES, PostgresApiKeyStore
+from fairstream.bootstrap import apply_migrations
+from fairstream.settings import Settings
+from fairstream.stack.config import StackConfig
+from fairstream.stack.local_stack import LocalStack
+from projections.documents import MongoDocumentStore
+from projections.runner import Position
+
+pytestmark = pytest.mark.integration
+
+# A request may take at most this long, outage or not (timeouts are 2 to 5 s).
+MAX_SECONDS = 8.0
+
+
+def quiet(_line: str) -> None:
+    """Swallow the stack's progress lines."""
+
+
+@pytest.fixture
+def private_stack(tmp_path: Path) -> Iterator[LocalStack]:
+    """Start a PostgreSQL, FerretDB (on it) and Redis of the test's own; stop and purge them."""
+    from stacktest import free_port
+
+    shared_cache = LocalStack().config.layout.cache
+    config = StackConfig(
+        stack_dir=tmp_path / "stack",
+        cache_dir=shared_cache,
+        postgres_port=free_port(),
+        ferretdb_port=free_port(),
+        redis_port=free_port(),
+    )
+    stack = LocalStack(config)
+    try:
+        stack.up(["postgres", "ferretdb", "redis"], report=quiet)
+        yield stack
+    finally:
+        stack.down(["postgres", "ferretdb", "redis"], purge=True, report=quiet)
+
+
+@pytest.fixture
+def outage_settings(stack_settings: Settings, private_stack: LocalStack, test_id: str) -> Settings:
+    """Point the API at the private servers (MongoDB document store, short lag interval)."""
+    config = private_stack.config
+    return stack_settings.model_copy(
+        update={
+            "postgres_dsn": SecretStr(config.postgres_dsn),
+            "mongo_url": config.mongo_url,
+            "redis_url": config.redis_url,
+            "pg_schema": f"t_{test_id}",
+            "mongo_database": f"t_{test_id}",
+            "document_store": "mongo",
+            "topic_prefix": f"t-{test_id}.",
+            "lag_interval_seconds": 1.0,
+        }
+    )
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and yield a client bound to it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
+
+
+def app_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    """Yield every API route, looking into included routers."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from app_routes(included.routes)
+
+
+def get_urls(app: FastAPI) -> list[str]:
+    """Return one URL per GET route of the app, path parameters filled with known ids."""
+    ids = {"content_id": "c-1", "projection_id": "p-1", "campaign_id": "camp-1", "name": "lag.js"}
+    urls = []
+    for route in app_routes(app.routes):
+        if "GET" not in route.methods:
+            continue
+        path = route.path
+        for name in route.param_convertors:
+            path = path.replace("{" + name + "}", ids.get(name, "x-1"))
+        urls.append(path)
+    return sorted(urls)
+
+
+async def seed(settings: Settings) -> str:
+    """Migrate the private database, add a key, a bias result and a campaign; return the key."""
+    await apply_migrations(settings)
+    conn = await asyncpg.connect(
+        settings.postgres_dsn.get_secret_value(),
+        server_settings={"search_path": settings.pg_schema},
+    )
+    try:
+        await conn.execute(
+            """
+            INSERT INTO bias_results (content_id, model_version, model_name, event_id,
+                overall_score, confidence, level, dimensions, evidence, content_hash, text_length,
+                word_count, language, flags, latency_ms, content_type, campaign_id, source,
+                scored_at)
+            VALUES ('c-1', 'fast-1', 'fast', $1, 0.2, 0.9, 'low', '{}'::jsonb, '[]'::jsonb, 'abc',
+                10, 2, 'en', '{}', 1.5, 'other', NULL, 'tests', now())
+            """,
+            uuid.uuid4(),
+        )
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(
+        settings.postgres_dsn.get_secret_value(),
+        min_size=1,
+        max_size=1,
+        server_settings={"search_path": settings.pg_schema},
+    )
+    assert pool is not None
+    try:
+        key = await PostgresApiKeyStore(pool).create("outage", SCOPES)
+    finally:
+        await pool.close()
+    store = MongoDocumentStore.connect(settings.mongo_url, settings.mongo_database)
+    try:
+        await store.apply(
+            "campaigns",
+            "camp-1",
+            Position("campaign.planned", 0, 0),
+            {"$set": {"status": "active", "updated_at": "2026-03-01T12:00:00.000Z"}},
+        )
+    finally:
+        await store.close()
+    return key
+
+
+async def poll(client: httpx.AsyncClient, urls: list[str], key: str) -> dict[str, httpx.Response]:
+    """GET every URL with the key; assert none took longer than MAX_SECONDS."""
+    answers = {}
+    for url in urls:
+        started = time.monotonic()
+        answers[url] = await client.get(url, headers={"Authorization": f"Bearer {key}"})
+        took = time.monotonic() - started
+        assert took < MAX_SECONDS, f"{url} took {took:.1f}s"
+    return answers
+
+
+def assert_outage_answers(answers: dict[str, httpx.Response], dependency: str) -> None:
+    """Assert every /v1 answer is 503 with Retry-After and a body naming the dependency.
+
+    Open routes that need no store (liveness, metrics, the dashboard page) stay 200.
+    """
+    for url, r in answers.items():
+        if not url.startswith("/v1/"):
+            assert r.status_code == (503 if url == "/readyz" else 200), (url, r.text)
+            continue
+        if url.startswith("/v1/ops/lag") and r.status_code != 503:
+            # Lag comes from the collector's memory; only its history is in PostgreSQL.
+            assert r.status_code == 404 and url.endswith("/x-1"), (url, r.text)
+            continue
+        assert r.status_code == 503, (url, r.status_code, r.text)
+        assert int(r.headers["Retry-After"]) > 0, url
+        error = r.json()["error"]
+        assert error["code"] == "unavailable", url
+        if not url.startswith("/v1/ops/lag"):  # the lag collector's own 503s name no store
+            assert error["details"][0]["dependency"] == dependency, (url, error)
+
+
+def assert_serving(answers: dict[str, httpx.Response]) -> None:
+    """Assert the routes answer from the data again (404 only for unknown ids)."""
+    for url, r in answers.items():
+        expected = 404 if url.endswith("/x-1") or url.endswith("/p-1") else 200
+        assert r.status_code == expected, (url, r.status_code, r.text)
+
+
+async def until_serving(
+    client: httpx.AsyncClient, urls: list[str], key: str, timeout: float = 60.0
+) -> dict[str, httpx.Response]:
+    """Poll until every route answers from the data again; return the last answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = await poll(client, urls, key)
+        try:
+            assert_serving(answers)
+            return answers
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def poll_while(
+    client: httpx.AsyncClient, urls: list[str], key: str, action: Callable[[], object]
+) -> int:
+    """Poll every route while `action` runs in a thread (requests in flight as a server
+    goes away); assert each answer is 2xx, 404 or 503 with Retry-After; return the count."""
+    done = asyncio.Event()
+    seen: list[tuple[str, httpx.Response]] = []
+
+    async def keep_polling() -> None:
+        while not done.is_set():
+            seen.extend((await poll(client, urls, key)).items())
+
+    task = asyncio.create_task(keep_polling())
+    try:
+        await asyncio.to_thread(action)
+    finally:
+        done.set()
+        await task
+    for url, r in seen:
+        assert r.status_code in (200, 404, 503), (url, r.status_code, r.text)
+        if r.status_code == 503:
+            assert int(r.headers["Retry-After"]) > 0, url
+    return len(seen)
+
+
+async def test_every_route_answers_503_while_a_database_is_down_and_recovers(
+    outage_settings: Settings, private_stack: LocalStack
+) -> None:
+    key = await seed(outage_settings)
+    app = create_app(outage_settings)
+    urls = get_urls(app)
+    assert "/v1/campaigns/camp-1" in urls and "/v1/bias/results" in urls
+    postgres = private_stack.component("postgres")
+    ferretdb = private_stack.component("ferretdb")
+    redis = private_stack.component("redis")
+    async with serve(app) as client:
+        before = await until_serving(client, urls, key)
+        assert before["/v1/content/c-1/bias"].json()["content_id"] == "c-1"
+        assert [c["id"] for c in before["/v1/campaigns"].json()["items"]] == ["camp-1"]
+        assert (await client.get("/readyz")).json()["checks"] == {
+            "postgres": "ok",
+            "mongo": "ok",
+            "redis": "ok",
+        }
+
+        # PostgreSQL down (FerretDB keeps running on top of it): every route 503.
+        assert await poll_while(client, urls, key, postgres.down) >= len(urls)
+        assert_outage_answers(await poll(client, urls, key), "postgres")
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.headers["Retry-After"]
+        assert ready.json()["checks"]["postgres"] != "ok"
+        assert ready.json()["checks"]["mongo"] != "ok"
+        assert (await client.get("/healthz")).status_code == 200
+
+        # Back up: the same API process serves again (the pool reconnects).
+        await asyncio.to_thread(postgres.up, 120)
+        await until_serving(client, urls, key)
+        assert (await client.get("/readyz")).status_code == 200
+
+        # FerretDB down: document routes 503 naming it, PostgreSQL routes still 200.
+        await poll_while(client, urls, key, ferretdb.down)
+        answers = await poll(client, urls, key)
+        documents = {u: r for u, r in answers.items() if reads_documents(u)}
+        assert len(documents) == 7
+        assert_outage_answers(documents, "mongo")
+        assert_serving({u: r for u, r in answers.items() if u not in {*documents, "/readyz"}})
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["mongo"] != "ok"
+        await asyncio.to_thread(ferretdb.up, 120)
+        await until_serving(client, urls, key)
+
+        # Redis down: the API keeps answering, uncached and without rate limiting.
+        await asyncio.to_thread(redis.down)
+        answers = await poll(client, urls, key)
+        assert_serving(answers)
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "unavailable"
+        await asyncio.to_thread(redis.up, 60)
+        await until_serving(client, urls, key)
+
+
+def reads_documents(url: str) -> bool:
+    """Say whether a route reads the MongoDB document store."""
+    areas = ("/v1/campaigns", "/v1/opportunities", "/v1/agent-tasks", "/v1/ops/positions")
+    return url.startswith(areas)
+
+
+async def test_the_api_starts_while_postgres_is_down(
+    outage_settings: Settings, private_stack: LocalStack
+) -> None:
+    key = await seed(outage_settings)
+    postgres = private_stack.component("postgres")
+    await asyncio.to_thread(postgres.down)
+    app = create_app(outage_settings.model_copy(update={"lag_collector_enabled": False}))
+    urls = get_urls(app)
+    async with serve(app) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 503
+        answers: dict[str, Any] = await poll(client, urls, key)
+        assert_outage_answers(answers, "postgres")
+        await asyncio.to_thread(postgres.up, 120)
+        await until_serving(client, [u for u in urls if not u.startswith("/v1/ops/lag")], key)
