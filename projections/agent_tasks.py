@@ -6,7 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from events.model import Event
-from projections.documents import DocumentStore, iso_time, plain
+from projections.documents import (
+    DocumentChange,
+    DocumentStore,
+    apply_changes,
+    iso_time,
+    plain,
+)
 from projections.runner import Position
 
 COLLECTION = "agent_tasks"
@@ -23,6 +29,10 @@ class AgentTasksProjection:
 
     async def apply(self, store: DocumentStore, event: Event, position: Position) -> None:
         """Set the task's fields from the event."""
+        await apply_changes(store, self.changes(event, position))
+
+    def changes(self, event: Event, position: Position) -> list[DocumentChange]:
+        """Return the change setting the task's fields from the event."""
         p = event.payload
         env = event.envelope
         started = p["started_at"]
@@ -41,6 +51,5 @@ class AgentTasksProjection:
             "source": env.source,
             "updated_at": iso_time(env.occurred_at),
         }
-        await store.apply(
-            COLLECTION, p["task_id"], position, {"$set": fields, "$inc": {"events_applied": 1}}
-        )
+        update = {"$set": fields, "$inc": {"events_applied": 1}}
+        return [DocumentChange(COLLECTION, p["task_id"], position, update)]

@@ -7,7 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from events.model import Event
-from projections.documents import DocumentStore, escape_key, iso_time, plain
+from projections.documents import (
+    DocumentChange,
+    DocumentStore,
+    apply_changes,
+    escape_key,
+    iso_time,
+    plain,
+)
 from projections.runner import Position
 
 COLLECTION = "campaigns"
@@ -27,6 +34,10 @@ class CampaignsProjection:
 
     async def apply(self, store: DocumentStore, event: Event, position: Position) -> None:
         """Apply the plan, an item's score (events with a campaign_id only) or the verdict."""
+        await apply_changes(store, self.changes(event, position))
+
+    def changes(self, event: Event, position: Position) -> list[DocumentChange]:
+        """Return the change of the plan, an item's score or the verdict (if any)."""
         p = event.payload
         at = iso_time(event.envelope.occurred_at)
         fields: dict[str, Any]
@@ -34,7 +45,7 @@ class CampaignsProjection:
             fields = self._plan(event)
         elif event.type == "BiasScored":
             if not p.get("campaign_id"):
-                return
+                return []
             fields = {
                 f"item_scores.{escape_key(p['content_id'])}": {
                     "content_id": p["content_id"],
@@ -61,15 +72,11 @@ class CampaignsProjection:
             }
             fields = {"screening": screening, "verdict": p["verdict"], "screened_at": at}
         else:
-            return
+            return []
         campaign_id = p["campaign_id"]
         fields.update(campaign_id=campaign_id, updated_at=at)
-        await store.apply(
-            COLLECTION,
-            campaign_id,
-            position,
-            {"$set": fields, "$inc": {"events_applied": 1}},
-        )
+        update = {"$set": fields, "$inc": {"events_applied": 1}}
+        return [DocumentChange(COLLECTION, campaign_id, position, update)]
 
     def _plan(self, event: Event) -> dict[str, Any]:
         p = event.payload

@@ -13,6 +13,10 @@ position (or a later one) of the same partition, so a re-delivered event changes
   finds the document already past that position hits the `_id` unique index and is a no-op.
   Positions of the runner are stored in the `projection_positions` collection after the
   batch; what is re-applied after a crash is filtered by the per-document guard.
+
+`apply_many` applies a batch's changes with the same guard and the same result as applying
+them one by one: a few statements per collection on PostgreSQL (rows locked once and
+rewritten together); on MongoDB one guarded upsert per change (see `MongoDocumentStore`).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import json
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast, runtime_checkable
 
 import asyncpg
 from pymongo import ASCENDING, DESCENDING
@@ -31,7 +36,7 @@ from pymongo.errors import DuplicateKeyError
 
 from events.model import Event
 from fairstream.settings import Settings
-from projections.runner import BatchResult, Position
+from projections.runner import BatchResult, Position, new_events
 
 Document = dict[str, Any]
 Update = Mapping[str, Mapping[str, Any]]
@@ -49,6 +54,16 @@ class DocumentStoreError(ValueError):
     """Report an update, filter or collection name the store does not support."""
 
 
+@dataclass(frozen=True, slots=True)
+class DocumentChange:
+    """Describe one update of one document at one Kafka position."""
+
+    collection: str
+    doc_id: str
+    position: Position
+    update: Update
+
+
 class DocumentStore(Protocol):
     """Keep documents per collection; apply each change at most once per Kafka position."""
 
@@ -57,6 +72,9 @@ class DocumentStore(Protocol):
 
     async def apply(self, collection: str, doc_id: str, position: Position, update: Update) -> bool:
         """Apply `update` to the document unless it already saw `position`; say if applied."""
+
+    async def apply_many(self, changes: Sequence[DocumentChange]) -> list[bool]:
+        """Apply the changes as `apply` would one by one, in order; say which were applied."""
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         """Return the document (with `_id`, without `_positions`) or None."""
@@ -98,6 +116,38 @@ class DocumentProjection(Protocol):
 
     async def apply(self, store: DocumentStore, event: Event, position: Position) -> None:
         """Apply one event."""
+
+
+@runtime_checkable
+class BatchDocumentProjection(Protocol):
+    """Describe each event's effect as document changes, so a batch is written in bulk."""
+
+    name: str
+    event_types: tuple[str, ...]
+
+    @property
+    def indexes(self) -> Mapping[str, Sequence[str]]:
+        """Return the indexed fields per collection."""
+
+    async def apply(self, store: DocumentStore, event: Event, position: Position) -> None:
+        """Apply one event."""
+
+    def changes(self, event: Event, position: Position) -> list[DocumentChange]:
+        """Return the document changes of one event (none if it concerns no document)."""
+
+
+async def apply_changes(store: DocumentStore, changes: Sequence[DocumentChange]) -> None:
+    """Apply the changes one by one (the per-event path of a batch projection)."""
+    for c in changes:
+        await store.apply(c.collection, c.doc_id, c.position, c.update)
+
+
+def by_collection(changes: Sequence[DocumentChange]) -> dict[str, list[int]]:
+    """Return the indexes of the changes per collection, in order."""
+    found: dict[str, list[int]] = {}
+    for i, change in enumerate(changes):
+        found.setdefault(_checked_collection(change.collection), []).append(i)
+    return found
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -266,6 +316,54 @@ class PostgresDocumentStore:
             )
             return True
 
+    async def apply_many(self, changes: Sequence[DocumentChange]) -> list[bool]:
+        """Lock every touched row once, apply the changes in Python, write each row once."""
+        applied = [False] * len(changes)
+        async with self._connection() as conn:
+            for collection, indexes in by_collection(changes).items():
+                table = f"doc_{collection}"
+                ids = list(dict.fromkeys(changes[i].doc_id for i in indexes))
+                created = {
+                    r["id"]
+                    for r in await conn.fetch(
+                        f"INSERT INTO {table} (id) SELECT unnest($1::text[])"
+                        " ON CONFLICT (id) DO NOTHING RETURNING id",
+                        ids,
+                    )
+                }
+                rows = await conn.fetch(
+                    f"SELECT id, doc, positions FROM {table} WHERE id = ANY($1::text[])"
+                    " ORDER BY id FOR UPDATE",
+                    ids,
+                )
+                state = {r["id"]: (json.loads(r["doc"]), json.loads(r["positions"])) for r in rows}
+                changed: set[str] = set()
+                for i in indexes:
+                    change = changes[i]
+                    doc, positions = state[change.doc_id]
+                    key = position_key(change.position)
+                    seen = positions.get(key)
+                    if seen is not None and seen >= change.position.offset:
+                        continue
+                    # Only the first change of a document this call created sees an insert.
+                    inserted = change.doc_id in created and change.doc_id not in changed
+                    doc = apply_update(doc, change.update, inserted=inserted)
+                    positions[key] = change.position.offset
+                    state[change.doc_id] = (doc, positions)
+                    changed.add(change.doc_id)
+                    applied[i] = True
+                if changed:
+                    await conn.execute(
+                        f"UPDATE {table} t SET doc = v.doc::jsonb,"
+                        " positions = v.positions::jsonb, updated_at = now()"
+                        " FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, doc, positions)"
+                        " WHERE t.id = v.id",
+                        list(changed),
+                        [json.dumps(state[d][0]) for d in changed],
+                        [json.dumps(state[d][1]) for d in changed],
+                    )
+        return applied
+
     async def get(self, collection: str, doc_id: str) -> Document | None:
         """Return the document or None."""
         table = f"doc_{_checked_collection(collection)}"
@@ -395,23 +493,7 @@ class MongoDocumentStore:
 
     async def apply(self, collection: str, doc_id: str, position: Position, update: Update) -> bool:
         """Update only if `_positions.<topic>:<partition>` is absent or below the offset."""
-        unknown = set(update) - set(UPDATE_OPERATORS)
-        if unknown:
-            raise DocumentStoreError(f"unsupported update operators {sorted(unknown)}")
-        guard = f"_positions.{position_key(position)}"
-        ops: dict[str, dict[str, Any]] = {
-            op: {field: plain(value) for field, value in fields.items()}
-            for op, fields in update.items()
-            if fields
-        }
-        for fields in ops.values():
-            for field in fields:
-                _path(field)
-        ops.setdefault("$set", {})[guard] = position.offset
-        query = {
-            "_id": doc_id,
-            "$or": [{guard: {"$exists": False}}, {guard: {"$lt": position.offset}}],
-        }
+        query, ops = _guarded_update(doc_id, position, update)
         try:
             result = await self._db[_checked_collection(collection)].update_one(
                 query, ops, upsert=True
@@ -419,6 +501,18 @@ class MongoDocumentStore:
         except DuplicateKeyError:
             return False  # the document exists and already saw this position
         return bool(result.matched_count or result.upserted_id is not None)
+
+    async def apply_many(self, changes: Sequence[DocumentChange]) -> list[bool]:
+        """Send one guarded upsert per change, in order.
+
+        Not a multi-update command: FerretDB 1.24 stopped answering (every client, until
+        restarted) under the SIGKILL restart test when a batch's upserts were sent as one
+        unordered `update` command, and it applies them one by one anyway, so a bulk write
+        gained nothing over this (bench/README.md).
+        """
+        for change in changes:
+            _checked_collection(change.collection)
+        return [await self.apply(c.collection, c.doc_id, c.position, c.update) for c in changes]
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         """Return the document or None."""
@@ -476,6 +570,30 @@ class MongoDocumentStore:
             self._client.close()
 
 
+def _guarded_update(
+    doc_id: str, position: Position, update: Update
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Return the filter and update document of a position-guarded upsert."""
+    unknown = set(update) - set(UPDATE_OPERATORS)
+    if unknown:
+        raise DocumentStoreError(f"unsupported update operators {sorted(unknown)}")
+    guard = f"_positions.{position_key(position)}"
+    ops: dict[str, dict[str, Any]] = {
+        op: {field: plain(value) for field, value in fields.items()}
+        for op, fields in update.items()
+        if fields
+    }
+    for fields in ops.values():
+        for field in fields:
+            _path(field)
+    ops.setdefault("$set", {})[guard] = position.offset
+    query = {
+        "_id": doc_id,
+        "$or": [{guard: {"$exists": False}}, {guard: {"$lt": position.offset}}],
+    }
+    return query, ops
+
+
 # -- in memory ------------------------------------------------------------------------------
 
 
@@ -505,6 +623,10 @@ class InMemoryDocumentStore:
         changed = apply_update(doc, update, inserted=doc_id not in docs)
         docs[doc_id] = (changed, {**positions, key: position.offset})
         return True
+
+    async def apply_many(self, changes: Sequence[DocumentChange]) -> list[bool]:
+        """Apply the changes one by one."""
+        return [await self.apply(c.collection, c.doc_id, c.position, c.update) for c in changes]
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         """Return a copy of the document or None."""
@@ -601,6 +723,7 @@ class DocumentSink:
     def __init__(self, projection: DocumentProjection, store: DocumentStore) -> None:
         self.projection = projection
         self._store = store
+        self._batched = isinstance(projection, BatchDocumentProjection)
 
     async def stored_positions(self) -> dict[tuple[str, int], int]:
         """Return the positions stored by the document store."""
@@ -613,19 +736,20 @@ class DocumentSink:
         name = self.projection.name
         async with self._store.batch() as tx:
             stored = (await tx.stored_positions(name)).get((topic, partition), 0)
-            next_offset = stored
-            applied = skipped = 0
-            for offset, event in records:
-                if offset < next_offset:
-                    skipped += 1
-                    continue
-                if event is not None and event.type in self.projection.event_types:
-                    await self.projection.apply(tx, event, Position(topic, partition, offset))
-                    applied += 1
-                next_offset = offset + 1
+            pending, skipped, duplicates, next_offset = new_events(
+                self.projection.event_types, topic, partition, records, stored
+            )
+            if self._batched:
+                projection = cast(BatchDocumentProjection, self.projection)
+                changes = [c for e, p in pending for c in projection.changes(e, p)]
+                if changes:
+                    await tx.apply_many(changes)
+            else:
+                for event, position in pending:
+                    await self.projection.apply(tx, event, position)
             if next_offset != stored:
                 await tx.save_position(name, topic, partition, next_offset)
-        return BatchResult(next_offset, applied, skipped)
+        return BatchResult(next_offset, len(pending), skipped, duplicates)
 
 
 async def build_document_store(settings: Settings, pool: asyncpg.Pool | None) -> DocumentStore:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from datetime import UTC
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date
+from typing import Any
 
 import asyncpg
 
 from events.model import Event
+from projections.rows import columns
 from projections.runner import Position
 
 GROWTH = 1.05
@@ -47,66 +50,136 @@ def percentile_from_histogram(
     return high
 
 
+UPSERT_DAYS = """
+INSERT INTO model_usage_daily (day, model, provider, requests, successes, failures,
+    cached, input_tokens, output_tokens, total_tokens, cost, latency_sum_ms,
+    latency_min_ms, latency_max_ms, latency_p95_ms, latency_histogram)
+SELECT u.day, u.model, u.provider, u.requests, u.successes, u.failures, u.cached,
+    u.input_tokens, u.output_tokens, u.total_tokens, u.cost, u.latency_sum_ms,
+    u.latency_min_ms, u.latency_max_ms, u.latency_p95_ms, u.latency_histogram::jsonb
+FROM unnest($1::date[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+            $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[],
+            $12::float8[], $13::float8[], $14::float8[], $15::float8[], $16::text[])
+    AS u(day, model, provider, requests, successes, failures, cached, input_tokens,
+         output_tokens, total_tokens, cost, latency_sum_ms, latency_min_ms, latency_max_ms,
+         latency_p95_ms, latency_histogram)
+ON CONFLICT (day, model) DO UPDATE SET
+    provider = EXCLUDED.provider,
+    requests = model_usage_daily.requests + EXCLUDED.requests,
+    successes = model_usage_daily.successes + EXCLUDED.successes,
+    failures = model_usage_daily.failures + EXCLUDED.failures,
+    cached = model_usage_daily.cached + EXCLUDED.cached,
+    input_tokens = model_usage_daily.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = model_usage_daily.output_tokens + EXCLUDED.output_tokens,
+    total_tokens = model_usage_daily.total_tokens + EXCLUDED.total_tokens,
+    cost = model_usage_daily.cost + EXCLUDED.cost,
+    latency_sum_ms = model_usage_daily.latency_sum_ms + EXCLUDED.latency_sum_ms,
+    latency_min_ms = EXCLUDED.latency_min_ms,
+    latency_max_ms = EXCLUDED.latency_max_ms,
+    latency_p95_ms = EXCLUDED.latency_p95_ms,
+    latency_histogram = EXCLUDED.latency_histogram,
+    updated_at = now()
+"""
+
+
+@dataclass(slots=True)
+class UsageDelta:
+    """Sum the calls of one (day, model) row within a batch."""
+
+    provider: str
+    requests: int = 0
+    successes: int = 0
+    failures: int = 0
+    cached: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cost: float = 0.0
+    latency_sum: float = 0.0
+    latency_min: float = math.inf
+    latency_max: float = -math.inf
+    histogram: dict[str, int] = field(default_factory=dict)
+
+    def add(self, payload: Mapping[str, Any]) -> None:
+        """Add one call."""
+        latency = float(payload["latency_ms"])
+        success = bool(payload["success"])
+        self.provider = payload["provider"]  # the latest call's provider
+        self.requests += 1
+        self.successes += int(success)
+        self.failures += int(not success)
+        self.cached += int(bool(payload["cached"]))
+        self.input_tokens += int(payload["input_tokens"])
+        self.output_tokens += int(payload["output_tokens"])
+        self.total_tokens += int(payload["total_tokens"])
+        self.cost += float(payload["cost"])
+        self.latency_sum += latency
+        self.latency_min = min(self.latency_min, latency)
+        self.latency_max = max(self.latency_max, latency)
+        bucket = str(latency_bucket(latency))
+        self.histogram[bucket] = self.histogram.get(bucket, 0) + 1
+
+
 class PostgresModelUsageProjection:
-    """Keep requests, tokens, cost and latency (avg, p95) per model and day."""
+    """Keep requests, tokens, cost and latency (avg, p95) per model and day.
+
+    The counters are not idempotent per event, so the runner keeps a ledger of applied
+    event ids (`dedupe_event_ids`): an event re-published at another offset counts once.
+    """
 
     name: str = "model-usage"
     event_types: tuple[str, ...] = ("ModelUsageRecorded",)
+    dedupe_event_ids: bool = True
 
     async def apply(self, conn: asyncpg.Connection, event: Event, position: Position) -> None:
         """Add the call to its (day, model) row and recompute the p95."""
-        p = event.payload
-        day = event.envelope.occurred_at.astimezone(UTC).date()
-        latency = float(p["latency_ms"])
-        row = await conn.fetchrow(
-            "SELECT latency_histogram, latency_min_ms, latency_max_ms FROM model_usage_daily"
-            " WHERE day = $1 AND model = $2 FOR UPDATE",
-            day,
-            p["model"],
-        )
-        histogram: dict[str, int] = json.loads(row["latency_histogram"]) if row else {}
-        bucket = str(latency_bucket(latency))
-        histogram[bucket] = histogram.get(bucket, 0) + 1
-        low = min(latency, row["latency_min_ms"]) if row else latency
-        high = max(latency, row["latency_max_ms"]) if row else latency
-        p95 = percentile_from_histogram(histogram, 0.95, low, high)
-        success = bool(p["success"])
-        await conn.execute(
-            """
-            INSERT INTO model_usage_daily (day, model, provider, requests, successes, failures,
-                cached, input_tokens, output_tokens, total_tokens, cost, latency_sum_ms,
-                latency_min_ms, latency_max_ms, latency_p95_ms, latency_histogram)
-            VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb)
-            ON CONFLICT (day, model) DO UPDATE SET
-                provider = EXCLUDED.provider,
-                requests = model_usage_daily.requests + 1,
-                successes = model_usage_daily.successes + EXCLUDED.successes,
-                failures = model_usage_daily.failures + EXCLUDED.failures,
-                cached = model_usage_daily.cached + EXCLUDED.cached,
-                input_tokens = model_usage_daily.input_tokens + EXCLUDED.input_tokens,
-                output_tokens = model_usage_daily.output_tokens + EXCLUDED.output_tokens,
-                total_tokens = model_usage_daily.total_tokens + EXCLUDED.total_tokens,
-                cost = model_usage_daily.cost + EXCLUDED.cost,
-                latency_sum_ms = model_usage_daily.latency_sum_ms + EXCLUDED.latency_sum_ms,
-                latency_min_ms = EXCLUDED.latency_min_ms,
-                latency_max_ms = EXCLUDED.latency_max_ms,
-                latency_p95_ms = EXCLUDED.latency_p95_ms,
-                latency_histogram = EXCLUDED.latency_histogram,
-                updated_at = now()
-            """,
-            day,
-            p["model"],
-            p["provider"],
-            int(success),
-            int(not success),
-            int(bool(p["cached"])),
-            int(p["input_tokens"]),
-            int(p["output_tokens"]),
-            int(p["total_tokens"]),
-            float(p["cost"]),
-            latency,
-            low,
-            high,
-            p95,
-            json.dumps(histogram),
-        )
+        await self.apply_batch(conn, [(event, position)])
+
+    async def apply_batch(
+        self, conn: asyncpg.Connection, events: Sequence[tuple[Event, Position]]
+    ) -> None:
+        """Sum the calls per (day, model), merge the stored histograms, upsert once."""
+        deltas: dict[tuple[date, str], UsageDelta] = {}
+        for event, _ in events:
+            p = event.payload
+            key = (event.envelope.occurred_at.astimezone(UTC).date(), p["model"])
+            deltas.setdefault(key, UsageDelta(p["provider"])).add(p)
+        stored = {
+            (r["day"], r["model"]): r
+            for r in await conn.fetch(
+                "SELECT m.day, m.model, m.latency_histogram, m.latency_min_ms, m.latency_max_ms"
+                " FROM model_usage_daily m JOIN unnest($1::date[], $2::text[]) AS k(day, model)"
+                " USING (day, model) FOR UPDATE OF m",
+                [k[0] for k in deltas],
+                [k[1] for k in deltas],
+            )
+        }
+        rows = []
+        for (day, model), d in deltas.items():
+            row = stored.get((day, model))
+            histogram: dict[str, int] = json.loads(row["latency_histogram"]) if row else {}
+            for bucket, n in d.histogram.items():
+                histogram[bucket] = histogram.get(bucket, 0) + n
+            low = min(d.latency_min, row["latency_min_ms"]) if row else d.latency_min
+            high = max(d.latency_max, row["latency_max_ms"]) if row else d.latency_max
+            rows.append(
+                (
+                    day,
+                    model,
+                    d.provider,
+                    d.requests,
+                    d.successes,
+                    d.failures,
+                    d.cached,
+                    d.input_tokens,
+                    d.output_tokens,
+                    d.total_tokens,
+                    d.cost,
+                    d.latency_sum,
+                    low,
+                    high,
+                    percentile_from_histogram(histogram, 0.95, low, high),
+                    json.dumps(histogram),
+                )
+            )
+        await conn.execute(UPSERT_DAYS, *columns(rows, 16))

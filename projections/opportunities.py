@@ -6,7 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from events.model import Event
-from projections.documents import DocumentStore, iso_time, plain
+from projections.documents import (
+    DocumentChange,
+    DocumentStore,
+    apply_changes,
+    iso_time,
+    plain,
+)
 from projections.runner import Position
 
 COLLECTION = "opportunities"
@@ -23,6 +29,10 @@ class OpportunitiesProjection:
 
     async def apply(self, store: DocumentStore, event: Event, position: Position) -> None:
         """Set the research or the score fields of the niche's document."""
+        await apply_changes(store, self.changes(event, position))
+
+    def changes(self, event: Event, position: Position) -> list[DocumentChange]:
+        """Return the change setting the research or the score fields of the niche."""
         p = event.payload
         at = iso_time(event.envelope.occurred_at)
         fields: dict[str, Any]
@@ -50,8 +60,7 @@ class OpportunitiesProjection:
                 "scored_at": at,
             }
         else:
-            return
+            return []
         fields.update(niche_id=p["niche_id"], updated_at=at)
-        await store.apply(
-            COLLECTION, p["niche_id"], position, {"$set": fields, "$inc": {"events_applied": 1}}
-        )
+        update = {"$set": fields, "$inc": {"events_applied": 1}}
+        return [DocumentChange(COLLECTION, p["niche_id"], position, update)]

@@ -11,6 +11,7 @@ import pytest
 from fairstream.bootstrap import connect_pool
 from fairstream.settings import Settings
 from projections.documents import (
+    DocumentChange,
     DocumentStore,
     DocumentStoreError,
     InMemoryDocumentStore,
@@ -174,3 +175,39 @@ class TestDocumentStoreContract:
             await store.apply(C, "a", at(1), {"$push": {"l": 1}})
         with pytest.raises(DocumentStoreError):
             await store.apply("Bad-Name", "a", at(1), {"$set": {"v": 1}})
+
+    async def test_apply_many_equals_applying_one_by_one(self, store: DocumentStore) -> None:
+        await store.ensure_collection("others")
+        await store.apply(C, "old", at(5), {"$set": {"v": "stored"}, "$inc": {"n": 1}})
+        changes = [
+            DocumentChange(C, "new", at(6), {"$setOnInsert": {"c": 1}, "$inc": {"n": 1}}),
+            DocumentChange(C, "old", at(4), {"$set": {"v": "older"}, "$inc": {"n": 1}}),
+            DocumentChange(C, "old", at(7), {"$set": {"v": "newer"}, "$inc": {"n": 1}}),
+            DocumentChange(C, "new", at(8), {"$setOnInsert": {"c": 2}, "$inc": {"n": 1}}),
+            DocumentChange(C, "new", at(8), {"$inc": {"n": 100}}),  # same position again
+            DocumentChange(C, "new", at(1, partition=1), {"$unset": {"c": ""}}),
+            DocumentChange("others", "o", at(9), {"$set": {"k": [1, {"x": "y"}]}}),
+        ]
+        applied = await store.apply_many(changes)
+        assert applied == [True, False, True, True, False, True, True]
+        assert await store.get(C, "new") == {"_id": "new", "n": 2}
+        assert await store.get(C, "old") == {"_id": "old", "v": "newer", "n": 2}
+        assert await store.get("others", "o") == {"_id": "o", "k": [1, {"x": "y"}]}
+        # Re-delivering the whole batch changes nothing.
+        assert await store.apply_many(changes) == [False] * len(changes)
+        assert await store.get(C, "new") == {"_id": "new", "n": 2}
+
+    async def test_apply_many_in_a_batch_with_the_position(self, store: DocumentStore) -> None:
+        changes = [DocumentChange(C, f"d{i % 3}", at(i), {"$inc": {"n": 1}}) for i in range(9)]
+        async with store.batch() as tx:
+            assert await tx.apply_many(changes) == [True] * 9
+            await tx.save_position("p", T, 0, 9)
+        assert await tx.apply_many([]) == []
+        assert [d["n"] for d in await store.find(C, sort=[("_id", 1)])] == [3, 3, 3]
+        assert await store.stored_positions("p") == {(T, 0): 9}
+
+    async def test_apply_many_rejects_unsupported_updates(self, store: DocumentStore) -> None:
+        with pytest.raises(DocumentStoreError):
+            await store.apply_many([DocumentChange(C, "a", at(1), {"$push": {"l": 1}})])
+        with pytest.raises(DocumentStoreError):
+            await store.apply_many([DocumentChange("Bad-Name", "a", at(1), {"$set": {"v": 1}})])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Any
@@ -17,13 +18,15 @@ from events.model import Event
 from events.testing import example_event
 from fairstream.bootstrap import (
     DOCUMENT_PROJECTIONS,
+    apply_migrations,
     build_projection_runner,
     connect_pool,
     prepare_document_store,
 )
 from fairstream.settings import Settings
+from projections.bias_daily import PostgresBiasDailyProjection
 from projections.documents import DocumentStore
-from projections.runner import RunStats
+from projections.runner import Position, RunStats
 
 pytestmark = pytest.mark.integration
 CODEC = EventCodec()
@@ -479,3 +482,54 @@ async def test_agent_tasks_document(doc_settings: Settings) -> None:
     assert t1["completed_at"] == "2025-06-01T09:09:00.000Z"
     assert t1["duration_ms"] == 9 * 60 * 1000  # started 09:00:00 in the example
     assert t1["steps"][0]["ended_at"] == "2025-06-01T09:02:13.500Z"
+
+
+async def test_bias_daily_batches_equal_applying_one_by_one(
+    isolated_settings: Settings, pg_schema: str
+) -> None:
+    """Apply the same re-scores event by event and in batches: the roll-ups are identical."""
+    rng = random.Random(7)
+    levels = ("low", "medium", "high", "critical")
+    events = []
+    for _ in range(400):
+        score = rng.choice([0.05, 0.3, 0.5, 0.7, 0.9, rng.random()])
+        events.append(
+            scored(
+                f"c-{rng.randrange(60)}",
+                score,
+                levels[min(3, int(score * 4))],
+                f"2025-06-0{rng.randrange(1, 4)}",
+                mv=f"v{rng.randrange(2)}",
+                time=f"1{rng.randrange(10)}:00:00",  # same times: ties and late, older scores
+            )
+        )
+    batched = isolated_settings.model_copy(update={"pg_schema": pg_schema + "_b"})
+    await apply_migrations(batched)
+    projection = PostgresBiasDailyProjection()
+    columns = (
+        "day, model_version, scored_count, score_sum, score_min, score_max, level_low,"
+        " level_medium, level_high, level_critical, bucket_lt_02, bucket_lt_04, bucket_lt_06,"
+        " bucket_lt_08, bucket_ge_08, latency_sum_ms"
+    )
+    conn = await asyncpg.connect(isolated_settings.postgres_dsn.get_secret_value())
+    try:
+        await conn.execute(f'SET search_path TO "{pg_schema}"')
+        for i, e in enumerate(events):
+            async with conn.transaction():
+                await projection.apply(conn, e, Position("t", 0, i))
+        one_by_one = await conn.fetch(f"SELECT {columns} FROM bias_daily ORDER BY 1, 2")
+        await conn.execute(f'SET search_path TO "{batched.pg_schema}"')
+        i = 0
+        while i < len(events):
+            size = rng.randrange(1, 80)
+            chunk = [(e, Position("t", 0, i + n)) for n, e in enumerate(events[i : i + size])]
+            async with conn.transaction():
+                await projection.apply_batch(conn, chunk)
+            i += size
+        in_batches = await conn.fetch(f"SELECT {columns} FROM bias_daily ORDER BY 1, 2")
+        await conn.execute(f'DROP SCHEMA "{batched.pg_schema}" CASCADE')
+    finally:
+        await conn.close()
+    assert len(one_by_one) == len(in_batches) > 0
+    for a, b in zip(one_by_one, in_batches, strict=True):
+        assert dict(a) == pytest.approx(dict(b), abs=1e-9)

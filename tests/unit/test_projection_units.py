@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+import asyncpg
 import pytest
+from pymongo.errors import AutoReconnect
 
+from events.model import Event
 from events.testing import example_event
 from projections.agent_tasks import AgentTasksProjection
 from projections.bias_daily import bucket_for, level_column
@@ -21,7 +24,8 @@ from projections.documents import (
     position_key,
 )
 from projections.model_usage import latency_bucket, percentile_from_histogram
-from projections.runner import Position
+from projections.rows import columns, latest_per_key
+from projections.runner import Backoff, Position, new_events, store_unavailable
 
 
 def test_apply_update_operators() -> None:
@@ -125,3 +129,68 @@ async def test_campaign_keeps_raw_text_only_when_configured() -> None:
     )
     doc = await store.get("campaigns", "mk-2031")
     assert doc is not None and doc["channels"][1]["items"][0]["text"].startswith("Hi there")
+
+
+def test_new_events_skips_applied_offsets_other_types_and_repeated_event_ids() -> None:
+    a = example_event("AgentTaskCompleted", task_id="a")
+    b = example_event("AgentTaskCompleted", task_id="b")
+    other = example_event("BiasScored")
+    records = [(3, a), (4, a), (5, b), (6, None), (7, other), (8, a)]
+    pending, skipped, duplicates, next_offset = new_events(
+        ("AgentTaskCompleted",), "t", 1, records, 4
+    )
+    assert [(e.payload["task_id"], p.offset) for e, p in pending] == [("a", 4), ("b", 5)]
+    assert (skipped, duplicates, next_offset) == (1, 1, 9)
+    assert new_events(("X",), "t", 0, [], 7) == ([], 0, 0, 7)
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    backoff = Backoff(initial=0.5, cap=4.0)
+    assert [backoff.delay(n) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert Backoff(initial=1.0, cap=30.0).delay(10_000) == 30.0
+
+
+def test_latest_per_key_keeps_the_newest_and_the_later_offset_on_ties() -> None:
+    def ev(cid: str, time: str, score: float) -> Event:
+        return example_event(
+            "BiasScored",
+            content_id=cid,
+            overall_score=score,
+            envelope={"occurred_at": f"2025-06-01T{time}Z"},
+        )
+
+    events = [
+        (ev("a", "10:00:00", 0.1), Position("t", 0, 0)),
+        (ev("a", "09:00:00", 0.2), Position("t", 0, 1)),  # older: never replaces
+        (ev("b", "10:00:00", 0.3), Position("t", 0, 2)),
+        (ev("b", "10:00:00", 0.4), Position("t", 0, 3)),  # tie: the later offset wins
+    ]
+    kept = latest_per_key(events, "content_id", "model_version")
+    assert [(p.offset, e.payload["overall_score"]) for e, p in kept] == [(0, 0.1), (3, 0.4)]
+    assert columns([(1, "x"), (2, "y")], 2) == [[1, 2], ["x", "y"]]
+    assert columns([], 3) == [[], [], []]
+
+
+def test_store_unavailable_tells_outages_from_bugs() -> None:
+    assert store_unavailable(ConnectionRefusedError())
+    assert store_unavailable(asyncpg.exceptions.AdminShutdownError("stopping"))
+    assert store_unavailable(AutoReconnect("gone"))
+    assert not store_unavailable(asyncpg.exceptions.UniqueViolationError("dup"))
+    assert not store_unavailable(ValueError("bad event"))
+
+
+async def test_batched_document_sink_equals_the_per_event_path() -> None:
+    statuses = ("in_progress", "failed", "completed")
+    events = [
+        example_event("AgentTaskCompleted", task_id=f"t{i % 4}", status=statuses[i % 3])
+        for i in range(12)
+    ]
+    records: list[tuple[int, Event | None]] = [(i, e) for i, e in enumerate(events)]
+    records.append((12, events[2]))  # the same event id again at a later offset
+    batched, one_by_one = InMemoryDocumentStore(), InMemoryDocumentStore()
+    result = await DocumentSink(AgentTasksProjection(), batched).apply_batch("t", 0, records)
+    assert (result.applied, result.duplicates) == (12, 1)
+    for i, e in enumerate(events):
+        await AgentTasksProjection().apply(one_by_one, e, Position("t", 0, i))
+    assert await batched.find("agent_tasks") == await one_by_one.find("agent_tasks")
+    assert [d["events_applied"] for d in await batched.find("agent_tasks")] == [3, 3, 3, 3]
