@@ -31,11 +31,14 @@ from events.catalog import topic_name
 from events.codec import EventCodec
 from events.topics import apply_topics, topic_specs
 from fairstream.bootstrap import build_scorer
+from fairstream.kafka_security import librdkafka_security
 from fairstream.settings import Settings, load_settings
 from producers.generator import TrafficGenerator
 from producers.publisher import KafkaEventPublisher
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The per-step CPU breakdown reads this many events at most (the quality model is slow).
+BREAKDOWN_EVENTS = 1024
 FS = str(Path(sys.executable).with_name("fairstream"))
 
 
@@ -56,23 +59,81 @@ def raw_rate(settings: Settings, kind: str, sample: list[str], batch: int) -> fl
     return len(sample) / (time.perf_counter() - started)
 
 
-def service_rate(settings: Settings, kind: str, sample: list[str], batch: int) -> float:
-    """Return events/s of BiasScoringService.handle_batch alone (no Kafka, no Faust)."""
-    from fairstream.bootstrap import build_bias_service
+def _messages(sample: list[str]) -> list[Any]:
+    """Return one encoded ContentSubmitted RawMessage per text."""
     from processors.deadletter import RawMessage
 
-    service = build_bias_service(settings, build_scorer(settings, kind))
     codec = EventCodec()
     raw = []
     for i, text in enumerate(sample):
         encoded = codec.encode(_content(f"svc-{i}", text))
         raw.append(RawMessage("in", 0, i, encoded.key, encoded.value, encoded.headers))
+    return raw
+
+
+def service_rate(settings: Settings, kind: str, sample: list[str], batch: int) -> float:
+    """Return events/s of BiasScoringService.handle_batch alone (no Kafka, no Faust)."""
+    from fairstream.bootstrap import build_bias_service
+
+    service = build_bias_service(settings, build_scorer(settings, kind))
+    raw = _messages(sample)
     batches = [raw[i : i + batch] for i in range(0, len(raw), batch)]
     service.handle_batch(batches[0])  # warm-up
     started = time.perf_counter()
     for chunk in batches:
         service.handle_batch(chunk)
     return len(raw) / (time.perf_counter() - started)
+
+
+def service_breakdown(
+    settings: Settings, kind: str, sample: list[str], batch: int
+) -> dict[str, float]:
+    """Return CPU microseconds per event of each step of the service (no Kafka, no Faust).
+
+    CPU time, not wall time, so that other work on a shared machine moves it less:
+    thread CPU for the Python steps, process CPU (every onnxruntime thread) for the model.
+    """
+    from fairstream.bootstrap import build_bias_service
+    from processors.bias.scoring import StagedScorer
+
+    service = build_bias_service(settings, build_scorer(settings, kind))
+    raw = _messages(sample[:BREAKDOWN_EVENTS])
+    batches = [raw[i : i + batch] for i in range(0, len(raw), batch)]
+    service.handle_batch(batches[0])  # warm-up
+    spent = dict.fromkeys(("begin", "model", "finish", "prepare", "assess"), 0.0)
+    for chunk in batches:
+        t0 = time.thread_time()
+        scoring = service.begin(chunk)
+        t1 = time.thread_time()
+        p0 = time.process_time()
+        service.run_model(scoring)
+        p1 = time.process_time()
+        t2 = time.thread_time()
+        service.finish(scoring)
+        t3 = time.thread_time()
+        spent["begin"] += t1 - t0
+        spent["model"] += p1 - p0
+        spent["finish"] += t3 - t2
+        scorer = service.scorer
+        if isinstance(scorer, StagedScorer):
+            texts = [str(e.payload["text"]) for e in scoring.events]
+            t4 = time.thread_time()
+            prepared = scorer.prepare(texts)
+            t5 = time.thread_time()
+            scorer.run_model(prepared)
+            t6 = time.thread_time()
+            scorer.assess(prepared)
+            t7 = time.thread_time()
+            spent["prepare"] += t5 - t4
+            spent["assess"] += t7 - t6
+    per = {k: v * 1e6 / len(raw) for k, v in spent.items()}
+    return {
+        "decode": per["begin"] - per["prepare"],
+        "inspect_and_window": per["prepare"],
+        "model_cpu_all_threads": per["model"],
+        "evidence_and_assessment": per["assess"],
+        "build_and_encode": per["finish"] - per["assess"],
+    }
 
 
 def _env(settings: Settings, kind: str) -> dict[str, str]:
@@ -103,6 +164,13 @@ class Worker:
                 self._argv, env=self._env, stdout=log, stderr=subprocess.STDOUT
             )
 
+    def cpu_seconds(self) -> float:
+        """Return the CPU time (user + system, every thread) the worker has used so far."""
+        if self._proc is None:
+            return 0.0
+        fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.send_signal(signal.SIGTERM)
@@ -122,6 +190,7 @@ class Outputs:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
+                **librdkafka_security(settings),
                 "group.id": f"bench-reader-{uuid.uuid4().hex[:6]}",
                 "enable.auto.commit": False,
             }
@@ -212,6 +281,7 @@ def processor_rate(settings: Settings, kind: str, sample: list[str], log: Path) 
         publish(settings, sample[:20], "warm")
         if len(outputs.read(start, 20, timeout=180)) < 20:
             raise SystemExit(f"the {kind} worker did not score the warm-up events; see {log}")
+        startup_cpu = worker.cpu_seconds()  # start-up, model load and 20 events
         worker.stop()
 
         start = outputs.end_offsets()
@@ -224,6 +294,7 @@ def processor_rate(settings: Settings, kind: str, sample: list[str], log: Path) 
             raise SystemExit(f"only {len(got)}/{len(sample)} scored; see {log}")
         stamps = sorted(ts for ts, _ in got)
         steady = (len(stamps) - 1) / max(1e-9, stamps[-1] - stamps[0])
+        cpu_per_event = (worker.cpu_seconds() - startup_cpu) / max(1, len(sample) - 20)
 
         # Latency at a fixed moderate rate: publish one event every 1/rate s.
         rate, seconds = 20.0, 10.0
@@ -243,6 +314,7 @@ def processor_rate(settings: Settings, kind: str, sample: list[str], log: Path) 
         "events": len(sample),
         "events_per_s": steady,
         "wall_including_startup_s": wall,
+        "worker_cpu_us_per_event": cpu_per_event * 1e6,
         "latency_rate_per_s": rate,
         "latency_p50_ms": statistics.median(latencies),
         "latency_p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
@@ -277,17 +349,21 @@ def main() -> int:
             # and noisy); the better of the two is the fair upper bound.
             raw_runs = [raw_rate(settings, kind, sample, args.batch)]
             service = service_rate(settings, kind, sample, args.batch)
+            breakdown = service_breakdown(settings, kind, sample, args.batch)
             proc = processor_rate(settings, kind, sample, RESULTS / f"bias-worker-{kind}.log")
             raw_runs.append(raw_rate(settings, kind, sample, args.batch))
             raw = max(raw_runs)
         finally:
-            admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+            admin = AdminClient(
+                {"bootstrap.servers": settings.kafka_bootstrap, **librdkafka_security(settings)}
+            )
             admin.delete_topics([s.name for s in specs])
         ratio = proc["events_per_s"] / raw
         results["models"][kind] = {
             "raw_onnxruntime_per_s": raw,
             "raw_onnxruntime_runs_per_s": raw_runs,
             "service_no_kafka_per_s": service,
+            "service_cpu_us_per_event": breakdown,
             "processor": proc,
             "ratio": ratio,
         }
@@ -299,6 +375,11 @@ def main() -> int:
         print(
             f"{'':>8}  breakdown: service alone (decode+inspect+score+evidence+encode, no "
             f"Kafka) {service:9.1f} ev/s; raw runs {', '.join(f'{r:.0f}' for r in raw_runs)}"
+        )
+        steps = ", ".join(f"{k} {v:.1f}" for k, v in breakdown.items())
+        print(
+            f"{'':>8}  CPU us/event: service steps: {steps}; whole worker (Faust, Kafka "
+            f"client, service, model) {proc['worker_cpu_us_per_event']:.1f}"
         )
     out = RESULTS / "bias_throughput.json"
     out.write_text(json.dumps(results, indent=2))

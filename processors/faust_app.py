@@ -9,6 +9,7 @@ from typing import Any, Protocol, cast
 
 import faust
 
+from fairstream.kafka_security import faust_security
 from fairstream.settings import Settings
 from processors.deadletter import OutgoingMessage, RawMessage
 from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
@@ -25,6 +26,7 @@ def new_app(
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
         "broker": f"kafka://{settings.kafka_bootstrap}",
+        **faust_security(settings),
         "store": "memory://",
         "key_serializer": "raw",
         "value_serializer": "raw",

@@ -17,6 +17,14 @@ from processors.bias.scoring import (
 MAX_EVIDENCE = 8
 
 
+def _weight(span: EvidenceSpan) -> float:
+    return span.weight
+
+
+def _score(dimension: DimensionScore) -> float:
+    return dimension.score
+
+
 def decisiveness(probability: float) -> float:
     """Return how far a probability is from a coin flip, 0 (p=0.5) to 1 (p=0 or 1)."""
     return abs(2.0 * probability - 1.0)
@@ -62,20 +70,26 @@ def assemble(
     p = min(1.0, max(0.0, float(stereotype_probability)))
     confidence = decisiveness(p) * facts.confidence_factor()
     by_class = dict(zip(dimension_classes, dimension_probabilities, strict=True))
-    spans = sorted(evidence, key=lambda s: -s.weight)[:MAX_EVIDENCE]
+    spans = sorted(evidence, key=_weight, reverse=True)[:MAX_EVIDENCE]
+    # Each dimension's distinct span texts in span order, gathered in one pass.
+    terms: dict[str | None, list[str]] = {}
+    for span in spans:
+        seen = terms.setdefault(span.dimension, [])
+        if span.text not in seen:
+            seen.append(span.text)
     dimensions = []
     for dimension in DIMENSIONS:
         q = float(by_class.get(dimension, 0.0))
-        terms = list(dict.fromkeys(s.text for s in spans if s.dimension == dimension))
         dimensions.append(
             DimensionScore(
-                dimension=dimension,
-                score=round(p * q, 6),
-                confidence=round(confidence * decisiveness(q), 6),
-                evidence=terms,
+                dimension,
+                round(p * q, 6),
+                round(confidence * decisiveness(q), 6),
+                terms.get(dimension) or [],
             )
         )
-    dimensions.sort(key=lambda d: -d.score)
+    # Stable, like sorting on -score: equal scores keep the DIMENSIONS order.
+    dimensions.sort(key=_score, reverse=True)
     return BiasAssessment(
         model_name=name,
         model_version=version,

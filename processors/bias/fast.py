@@ -11,7 +11,8 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from itertools import islice
+from dataclasses import dataclass, field
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,17 @@ def ngram_spans(
     return spans
 
 
+@dataclass(slots=True)
+class FastBatch:
+    """Hold one batch between `prepare`, `run_model` and `assess`."""
+
+    started: float
+    facts: list[TextFacts]
+    rows: list[int]  # indices of the scorable texts, one per window
+    windows: list[str]
+    outputs: list[Any] = field(default_factory=list)
+
+
 class FastOnnxScorer:
     """Score texts with the fast ONNX model; load once, then call `score_batch` per micro-batch."""
 
@@ -107,12 +119,16 @@ class FastOnnxScorer:
         ]
         self._token_dimensions: list[int] = json.loads(meta["fairstream.token_dimensions"])
         self._pattern = re.compile(meta["fairstream.token_pattern"])
+        self._split = re.compile(f"({self._pattern.pattern})")
         self.thresholds = thresholds
         self._inspector = inspector or TextInspector()
+        # With TOKEN_PATTERN a token is 2+ characters and tokens are apart, so n tokens
+        # need 3n - 1 characters: shorter texts fit the window without being tokenized.
+        self._always_fits = 3 * self.max_tokens + 2 if self._pattern.pattern == TOKEN_PATTERN else 0
 
     def prepare_inputs(self, texts: Sequence[str]) -> dict[str, NDArray[Any]]:
         """Return the session feeds for the texts (windowed), for raw-inference benchmarks."""
-        windows = [_window(t, self._pattern, self.max_tokens)[0] for t in texts]
+        windows = [self._window_text(t)[0] for t in texts]
         return {TEXT_INPUT: np.array(windows, dtype=object)}
 
     def run_raw(self, feeds: dict[str, NDArray[Any]]) -> list[Any]:
@@ -126,36 +142,61 @@ class FastOnnxScorer:
 
     def score_batch(self, texts: Sequence[str]) -> list[BiasAssessment]:
         """Score a batch in one session run; latency_ms is each text's share of the batch time."""
+        return self.assess(self.run_model(self.prepare(texts)))
+
+    def prepare(self, texts: Sequence[str]) -> FastBatch:
+        """Inspect the texts and cut the scorable ones to the model's window."""
         started = time.perf_counter()
         facts = [self._inspector.inspect(t) for t in texts]
         rows: list[int] = []
         windows: list[str] = []
-        tokens: list[list[Token]] = []
         for i, fact in enumerate(facts):
             if not fact.scorable:
                 continue
-            window, toks, truncated = _window(fact.text, self._pattern, self.max_tokens)
+            window, truncated = self._window_text(fact.text)
             if truncated:
                 fact.flags.append("truncated")
             rows.append(i)
             windows.append(window)
-            tokens.append(toks)
-        results: dict[int, tuple[float, NDArray[np.float32], list[EvidenceSpan]]] = {}
-        if rows:
-            stereotype, dimension, contributions = self.session.run(
+        return FastBatch(started, facts, rows, windows)
+
+    def run_model(self, prepared: FastBatch) -> FastBatch:
+        """Run the session on the batch's windows (no Python work: safe on another thread)."""
+        if prepared.rows:
+            prepared.outputs = self.session.run(
                 [STEREOTYPE_OUTPUT, DIMENSION_OUTPUT, CONTRIBUTIONS_OUTPUT],
-                {TEXT_INPUT: np.array(windows, dtype=object)},
+                {TEXT_INPUT: np.array(prepared.windows, dtype=object)},
             )
-            for k, i in enumerate(rows):
-                evidence = self._evidence(windows[k], tokens[k], contributions[k])
-                results[i] = (float(stereotype[k, 1]), dimension[k], evidence)
-        latency = (time.perf_counter() - started) * 1000.0 / max(1, len(texts))
+        return prepared
+
+    def assess(self, prepared: FastBatch) -> list[BiasAssessment]:
+        """Build the assessments: scores, batched evidence, flags and facts."""
+        results: dict[int, tuple[float, list[float], list[EvidenceSpan]]] = {}
+        if prepared.rows:
+            stereotype, dimension, contributions = prepared.outputs
+            probabilities: list[float] = stereotype[:, 1].tolist()
+            dimensions: list[list[float]] = dimension.tolist()
+            tops = top_contributions(contributions, MAX_EVIDENCE)
+            for k, i in enumerate(prepared.rows):
+                columns, values = tops[k]
+                window = prepared.windows[k]
+                evidence = self._spans(window, columns, values) if columns else []
+                results[i] = (probabilities[k], dimensions[k], evidence)
+        facts = prepared.facts
+        latency = (time.perf_counter() - prepared.started) * 1000.0 / max(1, len(facts))
         return [self._assessment(fact, results.get(i), latency) for i, fact in enumerate(facts)]
+
+    def _window_text(self, text: str) -> tuple[str, bool]:
+        """Return the part of the text inside the model's window and whether it was cut."""
+        if len(text) < self._always_fits:
+            return text, False
+        window, _, truncated = _window(text, self._pattern, self.max_tokens)
+        return window, truncated
 
     def _assessment(
         self,
         fact: TextFacts,
-        result: tuple[float, NDArray[np.float32], list[EvidenceSpan]] | None,
+        result: tuple[float, list[float], list[EvidenceSpan]] | None,
         latency: float,
     ) -> BiasAssessment:
         if result is None:
@@ -166,7 +207,7 @@ class FastOnnxScorer:
             name=self.name,
             version=self.version,
             stereotype_probability=probability,
-            dimension_probabilities=[float(v) for v in dimension],
+            dimension_probabilities=dimension,
             dimension_classes=self.dimension_classes,
             evidence=evidence,
             thresholds=self.thresholds,
@@ -176,7 +217,11 @@ class FastOnnxScorer:
     def _evidence(
         self, text: str, tokens: Sequence[Token], contributions: NDArray[np.float32]
     ) -> list[EvidenceSpan]:
-        """Map the n-grams with the largest positive contributions back to spans."""
+        """Map the n-grams with the largest positive contributions back to spans.
+
+        The per-text reference (the tests hold `score_batch` to it): `score_batch` does
+        the same for a whole batch with `top_contributions` and `_spans`.
+        """
         positive = np.flatnonzero(contributions > 0)
         if positive.size == 0:
             return []
@@ -193,3 +238,88 @@ class FastOnnxScorer:
             for start, end in spots:
                 spans.append(EvidenceSpan(text[start:end], start, end, round(weight, 6), dimension))
         return spans
+
+    def _spans(
+        self, text: str, columns: Sequence[int], values: Sequence[float]
+    ) -> list[EvidenceSpan]:
+        """Return the spans of the given n-gram columns, each sharing its contribution."""
+        words, starts, ends = _token_table(text, self._pattern, self._split)
+        spans: list[EvidenceSpan] = []
+        for j, contribution in zip(columns, values, strict=True):
+            ngram = self._ngrams[j]
+            spots = ngram_starts(words, ngram)
+            if not spots:
+                continue
+            weight = round(contribution / len(spots), 6)
+            d = self._token_dimensions[j]
+            dimension = self.dimension_classes[d] if d >= 0 else None
+            last = len(ngram) - 1
+            for i in spots:
+                start, end = starts[i], ends[i + last]
+                spans.append(EvidenceSpan(text[start:end], start, end, weight, dimension))
+        return spans
+
+
+def ngram_starts(words: list[str], ngram: Sequence[str]) -> list[int]:
+    """Return the token indices at which the n-gram occurs (overlaps included)."""
+    first, rest = ngram[0], list(ngram[1:])
+    n = len(ngram)
+    last = len(words) - n
+    found: list[int] = []
+    i = -1
+    for _ in range(words.count(first)):
+        i = words.index(first, i + 1)
+        if i > last:
+            break
+        if not rest or words[i + 1 : i + n] == rest:
+            found.append(i)
+    return found
+
+
+def _token_table(
+    text: str, pattern: re.Pattern[str], split: re.Pattern[str]
+) -> tuple[list[str], list[int], list[int]]:
+    """Return the text's lower-cased tokens with their start and end offsets.
+
+    For ASCII text (lower-casing keeps every offset) the work is done by `re.split` on
+    the capturing pattern and a running sum of the pieces' lengths, with no Python loop.
+    """
+    if split.groups == 1 and text.isascii():
+        pieces = split.split(text.lower())
+        bounds = list(accumulate(map(len, pieces)))
+        return pieces[1::2], bounds[0:-1:2], bounds[1::2]
+    tokens = _tokens(text, pattern)
+    return [t[0] for t in tokens], [t[1] for t in tokens], [t[2] for t in tokens]
+
+
+def _tokens(text: str, pattern: re.Pattern[str]) -> list[Token]:
+    """Return every token of the text, lower-cased, with its character span."""
+    return [(m.group().lower(), m.start(), m.end()) for m in pattern.finditer(text)]
+
+
+def top_contributions(
+    contributions: NDArray[np.float32], limit: int
+) -> list[tuple[list[int], list[float]]]:
+    """Return per row the columns and values of its `limit` largest positive entries.
+
+    Largest first, ties in column order: what a stable argsort per row gives, done for
+    the whole batch at once (one scan of the matrix, one sort of its positive entries).
+    """
+    n_rows, n_columns = contributions.shape
+    flat = np.ascontiguousarray(contributions).reshape(-1)
+    positive = np.flatnonzero(flat > 0)
+    rows, columns = np.divmod(positive, n_columns)
+    values = flat[positive]
+    order = np.lexsort((columns, -values, rows))
+    rows, columns, values = rows[order], columns[order], values[order]
+    first = np.searchsorted(rows, np.arange(n_rows))
+    rank = np.arange(rows.size) - first[rows]
+    keep = rank < limit
+    rows, columns, values = rows[keep], columns[keep], values[keep]
+    bounds = np.searchsorted(rows, np.arange(n_rows + 1)).tolist()
+    column_list: list[int] = columns.tolist()
+    value_list: list[float] = values.tolist()
+    return [
+        (column_list[bounds[r] : bounds[r + 1]], value_list[bounds[r] : bounds[r + 1]])
+        for r in range(n_rows)
+    ]

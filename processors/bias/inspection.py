@@ -26,6 +26,8 @@ TRUNCATED_CONFIDENCE_FACTOR = 0.9
 LANGUAGE_SAMPLE_CHARS = 2000
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# The ASCII characters of category Cc other than tab, newline and carriage return.
+_ASCII_NON_PRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NON_PRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn"})
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
 
@@ -65,6 +67,9 @@ def non_printable_share(text: str) -> float:
     """Return the share of characters that are non-printable or replacement characters."""
     if not text:
         return 0.0
+    if text.isascii():
+        # Same answer as the loop below: in ASCII only Cc characters are non-printable.
+        return len(_ASCII_NON_PRINTABLE.findall(text)) / len(text)
     bad = sum(
         1
         for ch in text
@@ -87,7 +92,7 @@ class TextInspector:
         become U+FFFD, one character for one, so evidence offsets still fit the input.
         """
         facts = TextFacts(
-            text=_LONE_SURROGATE.sub("\ufffd", text),
+            text=text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text),
             content_hash=content_hash(text),
             text_length=len(text),
             word_count=len(text.split()),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 # Order of the BiasDimension Avro enum; `unknown` is for spans no dimension claims.
 DIMENSIONS: tuple[str, ...] = (
@@ -110,6 +110,28 @@ class BiasScorer(Protocol):
 
     def score_batch(self, texts: Sequence[str]) -> list[BiasAssessment]:
         """Score every text of the batch, in order."""
+        ...
+
+
+@runtime_checkable
+class StagedScorer(Protocol):
+    """Score a batch in three steps so that the model step can run on another thread.
+
+    `score_batch(texts)` equals `assess(run_model(prepare(texts)))`. Only `run_model`
+    may run off the event loop's thread: it is the model session alone, which releases
+    the GIL, so Python work on other batches proceeds meanwhile.
+    """
+
+    def prepare(self, texts: Sequence[str]) -> Any:
+        """Inspect and window the texts; return the batch state the next steps use."""
+        ...
+
+    def run_model(self, prepared: Any) -> Any:
+        """Run the model on a prepared batch; return the state `assess` takes."""
+        ...
+
+    def assess(self, prepared: Any) -> list[BiasAssessment]:
+        """Turn a batch that went through the model into assessments, in order."""
         ...
 
 

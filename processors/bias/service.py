@@ -9,12 +9,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from events.catalog import topic_name
 from events.codec import DecodeError, EventCodec, ValidationError
 from events.model import Envelope, Event
-from processors.bias.scoring import BiasAssessment, BiasScorer
+from processors.bias.scoring import BiasAssessment, BiasScorer, StagedScorer
 from processors.deadletter import OutgoingMessage, RawMessage, dead_letter
 from processors.mapping import decode_expected, derived_envelope
 
@@ -28,6 +28,20 @@ ESCALATE_AFTER_SECONDS = {"high": 300, "critical": 60}
 def scored_event_id(input_event_id: uuid.UUID, model_version: str) -> uuid.UUID:
     """Derive BiasScored's event id from the input event id and the model version."""
     return uuid.uuid5(BIAS_SCORED_NAMESPACE, f"{input_event_id}/{model_version}")
+
+
+@dataclass(slots=True)
+class ScoringRound:
+    """Hold one batch between `begin`, `run_model` and `finish`.
+
+    `state` is the scorer's prepared batch (StagedScorer), or the texts and then the
+    assessments for a scorer that only has `score_batch`.
+    """
+
+    events: list[Event]
+    dead: list[OutgoingMessage]
+    state: Any
+    staged: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +80,17 @@ class BiasScoringService:
 
     def handle_batch(self, batch: Sequence[RawMessage]) -> BatchOutcome:
         """Decode, score and encode one batch; dead-letter what cannot be decoded."""
-        out: list[OutgoingMessage] = []
+        return self.finish(self.run_model(self.begin(batch)))
+
+    def begin(self, batch: Sequence[RawMessage]) -> ScoringRound:
+        """Decode a batch, dead-letter what cannot be decoded, prepare the rest for the model."""
+        dead: list[OutgoingMessage] = []
         accepted: list[Event] = []
-        dead = 0
         for message in batch:
             try:
                 event = decode_expected(self._codec, message, "ContentSubmitted")
             except (DecodeError, ValidationError) as exc:
-                out.append(
+                dead.append(
                     dead_letter(
                         message,
                         reason=str(exc),
@@ -81,20 +98,44 @@ class BiasScoringService:
                         processor=self.name,
                     )
                 )
-                dead += 1
                 continue
             accepted.append(event)
-        if not accepted:
+        texts = [str(e.payload["text"]) for e in accepted]
+        staged = isinstance(self._scorer, StagedScorer)
+        prepared = cast(StagedScorer, self._scorer).prepare(texts) if staged and texts else texts
+        return ScoringRound(accepted, dead, prepared, staged)
+
+    def run_model(self, scoring: ScoringRound) -> ScoringRound:
+        """Run the model step of a round; the one step that may run on a worker thread.
+
+        A scorer that is not a StagedScorer does all its work here (`score_batch`).
+        """
+        if scoring.events:
+            if scoring.staged:
+                scoring.state = cast(StagedScorer, self._scorer).run_model(scoring.state)
+            else:
+                scoring.state = self._scorer.score_batch(scoring.state)
+        return scoring
+
+    def finish(self, scoring: ScoringRound) -> BatchOutcome:
+        """Assess a round that went through the model; build and encode its records."""
+        out = scoring.dead
+        dead = len(out)
+        if not scoring.events:
             return BatchOutcome(out, 0, 0, dead)
-        assessments = self._scorer.score_batch([str(e.payload["text"]) for e in accepted])
+        assessments: list[BiasAssessment] = (
+            cast(StagedScorer, self._scorer).assess(scoring.state)
+            if scoring.staged
+            else scoring.state
+        )
         alerts = 0
-        for event, assessment in zip(accepted, assessments, strict=True):
+        for event, assessment in zip(scoring.events, assessments, strict=True):
             scored = self.scored_event(event, assessment)
             out.append(self._encode(self._scored_topic, scored))
             if assessment.level in ALERT_LEVELS:
                 out.append(self._encode(self._alert_topic, self.alert_event(scored)))
                 alerts += 1
-        return BatchOutcome(out, len(accepted), alerts, dead)
+        return BatchOutcome(out, len(scoring.events), alerts, dead)
 
     def scored_event(self, submitted: Event, assessment: BiasAssessment) -> Event:
         """Build the BiasScored event for one submitted content and its assessment."""
@@ -135,6 +176,7 @@ class BiasScoringService:
             subject=scored.envelope.subject,
             correlation_id=scored.envelope.correlation_id,
             causation_id=str(scored.envelope.event_id),
+            trace=scored.envelope.trace,  # same processing span as the BiasScored it raises
         )
         payload = {
             "content_id": p["content_id"],
