@@ -32,6 +32,7 @@ from events.codec import EventCodec
 from events.model import Event
 from events.topics import apply_topics, topic_specs
 from fairstream.bootstrap import apply_migrations
+from fairstream.kafka_security import librdkafka_security
 from fairstream.settings import Settings, load_settings
 from operations.replay.plan import ReplayPlan
 from operations.replay.rebuild import execute_rebuild, plan_replay
@@ -73,6 +74,7 @@ def consume_only(settings: Settings, plan: ReplayPlan, *, decode: bool) -> dict[
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
+            **librdkafka_security(settings),
             "group.id": f"{settings.topic_prefix}consume-only-{uuid.uuid4().hex[:6]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
@@ -144,7 +146,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await conn.execute(f'DROP SCHEMA "{row["nspname"]}" CASCADE')
         finally:
             await conn.close()
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        admin = AdminClient(
+            {"bootstrap.servers": settings.kafka_bootstrap, **librdkafka_security(settings)}
+        )
         for future in admin.delete_topics([s.name for s in specs], operation_timeout=30).values():
             with contextlib.suppress(Exception):
                 future.result(30)

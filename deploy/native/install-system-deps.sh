@@ -28,6 +28,8 @@ declare -A WANT=(
   # For the tests: a real Prometheus scrapes the API, and headless Chromium checks /lag.
   [prometheus]="/usr/bin/prometheus"
   [chromium]="/usr/bin/chromium"
+  # For `make bench`: the API benchmark's HTTP load generator.
+  [wrk]="/usr/bin/wrk"
 )
 # Toolchains: installed from apt only when absent (a machine image usually ships newer ones).
 command -v java >/dev/null 2>&1 || WANT[openjdk-17-jdk-headless]="/usr/bin/java"
