@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 FS := $(BIN)/fairstream
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps run stop test test-unit lint model bench clean
+.PHONY: help deps run stop test test-unit lint model bench faults clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,8 +52,12 @@ lint: deps ## ruff and mypy
 model: deps ## Retrain the bias models from ../shared/data into models/
 	$(FS) model train --model all
 
-bench: deps ## Run the benchmarks against the local stack
-	bash bench/run.sh
+bench: deps ## Run every benchmark against the local stack; figures, JSON and PNGs in bench/results
+	$(FS) bench
+
+FAULT_EVENTS ?= 100000
+faults: deps ## Kill services, restart Kafka, stop PostgreSQL under traffic on an own stack; check read models
+	$(FS) faults --events $(FAULT_EVENTS)
 
 clean: ## Remove the virtual environment and the local stack's state
 	-$(FS) stop

@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "fairstream.commands.lag",
     "fairstream.commands.replay",
     "fairstream.commands.reprocess",
+    "fairstream.commands.bench",
+    "fairstream.commands.faults",
 )
 
 

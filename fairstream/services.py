@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from fairstream.settings import Settings
@@ -23,10 +24,19 @@ def service_commands() -> dict[str, list[str]]:
     return commands
 
 
-def managed_services(settings: Settings) -> list[ManagedProcess]:
-    """Return the background services, each with its log and pidfile under the stack dir."""
-    state = settings.stack_dir / "services"
+def managed_services(
+    settings: Settings,
+    *,
+    env: Mapping[str, str] | None = None,
+    state_dir: Path | None = None,
+) -> list[ManagedProcess]:
+    """Return the background services, each with its log and pidfile under the stack dir.
+
+    `env` replaces the inherited environment (e.g. another topic prefix and schema) and
+    `state_dir` the `<stack dir>/services` directory, so several sets can run side by side.
+    """
+    state = state_dir or settings.stack_dir / "services"
     return [
-        ManagedProcess(name, _fairstream_argv(*args), state, stop_timeout=30.0)
+        ManagedProcess(name, _fairstream_argv(*args), state, env, stop_timeout=30.0)
         for name, args in service_commands().items()
     ]

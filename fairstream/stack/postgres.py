@@ -171,7 +171,7 @@ class PostgresServer(Component):
             "-c",
             f"unix_socket_directories={self.socket_dir}",
             "-c",
-            "max_connections=200",
+            "max_connections=400",
             "-c",
             "logging_collector=off",
         ]

@@ -25,8 +25,16 @@ reported as `late_count` on the next close of the same group and window kind.**
 Delivery: records are produced with acks=all and awaited before the agent takes the
 next record, so a source offset commits only after its output is written. After a
 crash the uncommitted tail is re-delivered; repeated observations are dropped by the
-per-window event-id memory, and a window closed again (its marker not yet in the
-changelog) is re-emitted with the same event id, so consumers dedupe by event id.
+source-position guard of each window and lane (see `processors.analytics.windows`),
+and a window closed again (its marker not yet in the changelog) is re-emitted with the
+same event id, so consumers dedupe by event id. The table also keeps, per observations
+partition, the next offset to apply (`pos/<partition>`), and per source partition the
+next offset to route (`route/<topic>:<partition>`): a record past it (records Faust
+skipped while recovering, or an offset committed past the table) makes the agent seek
+back to it, a record before it was handled already. Faust's committed offsets therefore
+never decide what is counted. Measured by `fairstream faults` (kills scenario, 5,000
+events): without the route positions a SIGKILLed and restarted worker lost 383 of 2,368
+bias observations of one window while its group showed no lag.
 """
 
 from __future__ import annotations
@@ -56,6 +64,11 @@ log = logging.getLogger(__name__)
 
 INTERNAL_PARTITIONS = 6
 TABLE_NAME = "windows"
+# Table key of the next observations offset to apply, per partition: the window state and
+# its position are restored together from the changelog, whatever Faust committed.
+POSITION_PREFIX = "pos/"
+# The same for each source partition the route agent reads.
+ROUTE_POSITION_PREFIX = "route/"
 
 
 class FaustTableWindowStore:
@@ -175,12 +188,39 @@ def create_app(settings: Settings) -> faust.App:
     async def send_all(messages: list[OutgoingMessage]) -> None:
         await send_and_wait(app, messages)
 
+    async def in_sequence(message: Any, position_key: str) -> bool:
+        """Tell whether `message` is the next record of its partition per the table.
+
+        A record past the table's position means Faust skipped records (see recovery.py) or
+        resumed at an offset committed past the table: seek back to the position. A record
+        before it was handled already.
+        """
+        expected = table.get(position_key)
+        if expected is None or message.offset == expected:
+            return True
+        if message.offset > expected:
+            log.warning(
+                "%s[%d]: got offset %d, table is at %d; seeking back",
+                message.topic,
+                message.partition,
+                message.offset,
+                expected,
+            )
+            await app.consumer.seek(message.tp, expected)
+        return False
+
     @app.agent(sources, name="route-observations")
     async def route_observations(stream: faust.StreamT[bytes]) -> None:
         async for event in cast(faust.Stream[bytes], stream).events():
             message = event.message
+            # Sources have as many partitions as the table: this key's changelog partition
+            # is the source partition's, restored on the worker that owns it.
+            position_key = f"{ROUTE_POSITION_PREFIX}{message.topic}:{message.partition}"
+            if not await in_sequence(message, position_key):
+                continue
             outcome = service.route(raw_message(message))
             await send_all(outcome.messages)
+            table[position_key] = message.offset + 1
             if outcome.dead_lettered:
                 DEAD_LETTERED.labels(service.name, "undecodable").inc()
                 EVENTS_PROCESSED.labels(service.name, "unknown", "dead_lettered").inc()
@@ -191,10 +231,15 @@ def create_app(settings: Settings) -> faust.App:
     async def aggregate_windows(stream: faust.StreamT[bytes]) -> None:
         async for event in cast(faust.Stream[bytes], stream).events():
             message = event.message
+            position_key = f"{POSITION_PREFIX}{message.partition}"
+            if not await in_sequence(message, position_key):
+                continue
             if message.value is None:
+                table[position_key] = message.offset + 1
                 continue
             result = service.aggregate(message.partition, message.key, message.value)
             await send_all(result.messages)
+            table[position_key] = message.offset + 1
             step = result.step
             for name, n in (("late", step.late), ("duplicate", step.duplicates)):
                 if n:

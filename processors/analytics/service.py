@@ -22,6 +22,7 @@ provider reports no total); the schema has no separate input/output fields.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -175,9 +176,14 @@ class AnalyticsAggregationService:
                 message, reason=str(exc), error_type=type(exc).__name__, processor=self.name
             )
             return RouteOutcome([letter], None, True)
+        source = f"{message.topic}:{message.partition}"
+        positioned = [
+            dataclasses.replace(obs, source=source, position=(message.offset, index))
+            for index, obs in enumerate(observations)
+        ]
         out = [
             OutgoingMessage(self.observations_topic, m.key, m.value)
-            for m in map(encode_observation, observations)
+            for m in map(encode_observation, positioned)
         ]
         return RouteOutcome(out, event.type, False)
 

@@ -22,9 +22,17 @@ to the UTC epoch, start inclusive, end exclusive):
   counted. It increments the group's pending late counter for that window kind, which
   is reported as `late_count` on the *next* MetricWindowClosed of the same group and
   kind, then reset. Accepted observations within the grace period count normally.
-* **Duplicates**: each open window remembers the last `dedupe_size` event ids it
-  counted; an observation whose event id is among them is ignored. This covers the
-  uncommitted tail that Kafka re-delivers after a crash.
+* **Duplicates**: an observation carries its source position (source topic-partition,
+  offset and its index among the observations of that record). The route step sends a
+  source partition's observations in position order, so each window and each lane keeps
+  the highest position applied per source partition and ignores anything not beyond
+  it: a re-delivered source record, a re-delivered observation, or a replay after a
+  partial changelog write (every key carries its own guard, written with its change).
+  This is exact whatever the size of the replayed tail. An upstream duplicate (the same
+  event id in another source record, e.g. a BiasScored re-emitted by a restarted bias
+  scorer) is caught by a `seen/<group key>/<event id>` marker written after the lane.
+  Observations without a source position also check the last `dedupe_size` event ids
+  each window remembers. Markers are kept for as long as the state (not pruned yet).
 * **p95 latency**: each window keeps a reservoir of at most `reservoir_size`
   latencies (Algorithm R, with the replacement slot derived from the event id so a
   replay rebuilds the same sample). p95 is the nearest-rank percentile of the
@@ -71,6 +79,8 @@ class Observation:
     cost: float = 0.0
     error: bool = False
     alert_level: str | None = None
+    source: str | None = None
+    position: tuple[int, int] | None = None
 
     @property
     def group_key(self) -> str:
@@ -91,6 +101,8 @@ class Observation:
             "c": self.cost,
             "e": self.error,
             "a": self.alert_level,
+            "src": self.source,
+            "pos": None if self.position is None else list(self.position),
         }
 
     @classmethod
@@ -108,6 +120,8 @@ class Observation:
             cost=float(obj.get("c", 0.0)),
             error=bool(obj.get("e", False)),
             alert_level=obj.get("a"),
+            source=obj.get("src"),
+            position=None if obj.get("pos") is None else (int(obj["pos"][0]), int(obj["pos"][1])),
         )
 
 
@@ -285,8 +299,9 @@ class WindowAggregator:
     """Aggregate observations into minute, hour and day windows and close them by the clock.
 
     State lives in a `WindowStore` under three kinds of keys: `w/<window key>` (an open
-    window or its closed marker) and `lane/<partition>/<family>` (the lane's clock, its
-    open and closed window indexes and pending late counters). Idle tracking is kept in
+    window or its closed marker), `lane/<partition>/<family>` (the lane's clock, its
+    open and closed window indexes and pending late counters) and
+    `seen/<group key>/<event id>` (the event counted in that group). Idle tracking is kept in
     memory: after a restart a lane counts as active until `idle_ms` of wall time pass.
     """
 
@@ -316,6 +331,13 @@ class WindowAggregator:
         lane = self._lane(lane_key)
         self._last_active[(partition, obs.family)] = wall_ms
         outcome = StepOutcome()
+        seen_key = f"seen/{obs.group_key}/{obs.event_id}"
+        if self.store.get(seen_key) is not None or _seen(lane, obs):
+            # Either an upstream duplicate (same event id, another record), or this record
+            # again after its lane was written, so after all its windows were.
+            self.store.set(seen_key, 1)
+            outcome.duplicates += len(self.kinds)
+            return outcome
         clock = lane["clock"]
         for kind in self.kinds:
             start, end = window_bounds(obs.occurred_ms, kind)
@@ -331,16 +353,18 @@ class WindowAggregator:
                 continue
             if state is None:
                 state = _new_window(obs, kind, key, start, end)
-                lane["open"][key] = end + self.grace_ms
-            if obs.event_id in state["ids"]:
+                lane.setdefault("ends", {})[key] = end
+            if _seen(state, obs) or (obs.position is None and obs.event_id in state["ids"]):
                 outcome.duplicates += 1
                 continue
             self._add(state, obs)
             self.store.set(f"w/{key}", state)
             outcome.accepted += 1
         lane["clock"] = obs.occurred_ms if clock is None else max(clock, obs.occurred_ms)
+        _mark(lane, obs)
         outcome.closed = self._close_due(lane)
         self.store.set(lane_key, lane)
+        self.store.set(seen_key, 1)
         return outcome
 
     def tick(self, partition: int, wall_ms: int) -> StepOutcome:
@@ -364,7 +388,7 @@ class WindowAggregator:
     def _lane(self, lane_key: str) -> dict[str, Any]:
         lane = self.store.get(lane_key)
         if lane is None:
-            lane = {"clock": None, "open": {}, "closed": {}, "late": {}}
+            lane = {"clock": None, "open": {}, "ends": {}, "closed": {}, "late": {}, "src": {}}
         return dict(lane)
 
     def _add(self, state: dict[str, Any], obs: Observation) -> None:
@@ -391,6 +415,9 @@ class WindowAggregator:
         if obs.alert_level in ALERT_LEVELS:
             alerts: dict[str, int] = state["alerts"]
             alerts[obs.alert_level] = alerts.get(obs.alert_level, 0) + 1
+        _mark(state, obs)
+        if obs.position is not None:
+            return  # the position guard and the seen marker cover it; keep the state small
         ids: list[str] = state["ids"]
         ids.append(obs.event_id)
         if len(ids) > self.dedupe_size:
@@ -399,9 +426,21 @@ class WindowAggregator:
     def _close_due(self, lane: dict[str, Any]) -> list[ClosedWindow]:
         clock = lane["clock"]
         closed: list[ClosedWindow] = []
-        due = sorted((at, key) for key, at in lane["open"].items() if at <= clock)
+        # "ends" holds each open window's end, so the grace in force decides (a worker
+        # restarted with another grace applies it to open windows); "open" holds
+        # end + grace as written by earlier versions.
+        ends: dict[str, int] = lane.setdefault("ends", {})
+        due = sorted(
+            [(at, key) for key, at in lane["open"].items() if at <= clock]
+            + [
+                (end + self.grace_ms, key)
+                for key, end in ends.items()
+                if end + self.grace_ms <= clock
+            ]
+        )
         for _at, key in due:
-            del lane["open"][key]
+            lane["open"].pop(key, None)
+            ends.pop(key, None)
             state = self.store.get(f"w/{key}")
             if state is None or state.get("closed"):
                 continue
@@ -416,6 +455,20 @@ class WindowAggregator:
                 del lane["closed"][key]
                 self.store.delete(f"w/{key}")
         return closed
+
+
+def _seen(record: Mapping[str, Any], obs: Observation) -> bool:
+    """Tell whether `record` has applied `obs` (or a later position of its source)."""
+    if obs.source is None or obs.position is None:
+        return False
+    last = record.get("src", {}).get(obs.source)
+    return last is not None and tuple(obs.position) <= (int(last[0]), int(last[1]))
+
+
+def _mark(record: dict[str, Any], obs: Observation) -> None:
+    """Record `obs`'s source position in `record` as applied."""
+    if obs.source is not None and obs.position is not None:
+        record.setdefault("src", {})[obs.source] = list(obs.position)
 
 
 def _late_key(group_by: str, group_value: str, kind: str) -> str:

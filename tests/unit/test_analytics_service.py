@@ -33,10 +33,10 @@ def service(codec: EventCodec) -> AnalyticsAggregationService:
     )
 
 
-def raw(event_type: str, codec: EventCodec, **fields: Any) -> RawMessage:
+def raw(event_type: str, codec: EventCodec, offset: int = 7, **fields: Any) -> RawMessage:
     encoded = codec.encode(example_event(event_type, envelope={"occurred_at": AT}, **fields))
     return RawMessage(
-        topic_name(event_type, PREFIX), 0, 7, encoded.key, encoded.value, encoded.headers
+        topic_name(event_type, PREFIX), 0, offset, encoded.key, encoded.value, encoded.headers
     )
 
 
@@ -99,7 +99,9 @@ def test_closed_window_is_encoded_as_metric_window_closed() -> None:
     codec = EventCodec()
     svc = service(codec)
     routed = svc.route(raw("ModelUsageRecorded", codec)).messages
-    routed += svc.route(raw("ModelUsageRecorded", codec, latency_ms=100.0, cost=0.5)).messages
+    routed += svc.route(
+        raw("ModelUsageRecorded", codec, offset=8, latency_ms=100.0, cost=0.5)
+    ).messages
     for message in routed:
         assert svc.aggregate(3, message.key, message.value or b"", wall_ms=0).messages == []
     # A tick carrying a far-future time closes nothing: idle time is this worker's clock.

@@ -1,0 +1,61 @@
+"""What a fault run does: its size, its scenarios and the seeded schedule of each scenario."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+SCENARIOS: tuple[str, ...] = ("kills", "broker-restart", "postgres-outage", "cluster-broker-kill")
+
+
+@dataclass(frozen=True)
+class FaultAction:
+    """One fault at `at` seconds after the scenario's traffic starts."""
+
+    at: float
+    kind: str  # kill | broker-restart | postgres-outage | broker-kill
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Size and knobs of a fault run."""
+
+    events: int = 100_000
+    seed: int = 7
+    rate: float = 400.0  # events per second published
+    poison_per_topic: int = 3
+    kills_per_component: int = 3
+    postgres_outage_seconds: float = 30.0
+    broker_down_seconds: float = 5.0
+    scenarios: tuple[str, ...] = SCENARIOS
+    settle_seconds: float = 15.0
+    timeout_seconds: float = 1800.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def traffic_seconds(self) -> float:
+        """Return how long publishing the events takes at `rate`."""
+        return self.events / self.rate
+
+
+def schedule(
+    plan: FaultPlan, scenario: str, components: list[str], rng: random.Random
+) -> list[FaultAction]:
+    """Return the scenario's faults in time order, drawn from `rng` within the traffic period."""
+    span = max(plan.traffic_seconds, 20.0)
+    actions: list[FaultAction] = []
+    if scenario == "kills":
+        for name in components:
+            for _ in range(plan.kills_per_component):
+                actions.append(FaultAction(rng.uniform(2.0, span), "kill", name))
+    elif scenario == "broker-restart":
+        actions.append(FaultAction(rng.uniform(span * 0.3, span * 0.6), "broker-restart"))
+    elif scenario == "postgres-outage":
+        actions.append(FaultAction(rng.uniform(span * 0.2, span * 0.5), "postgres-outage"))
+    elif scenario == "cluster-broker-kill":
+        broker = f"kafka-{rng.randint(1, 3)}"
+        actions.append(FaultAction(rng.uniform(span * 0.3, span * 0.6), "broker-kill", broker))
+    else:
+        raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    return sorted(actions, key=lambda a: a.at)
