@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 
 import asyncpg
 
@@ -66,6 +66,20 @@ class DailyDelta:
             self.score_max = score if self.score_max is None else max(self.score_max, score)
         else:
             self.removed.append(score)
+
+
+def replaces(stored: asyncpg.Record | None, scored_at: datetime, score: float, level: str) -> bool:
+    """Say whether a score replaces the stored contribution of its (content, model version)."""
+    if stored is None:
+        return True
+    if stored["scored_at"] > scored_at:
+        return False  # an older score arriving late never replaces a newer one
+    # The same score again (e.g. replayed from a rewound position) changes nothing.
+    return (stored["scored_at"], stored["overall_score"], stored["level"]) != (
+        scored_at,
+        score,
+        level,
+    )
 
 
 COUNT_COLUMNS = tuple(f"level_{lvl}" for lvl in LEVELS) + BUCKETS
@@ -139,14 +153,8 @@ class PostgresBiasDailyProjection:
             score, latency = float(p["overall_score"]), float(p["latency_ms"])
             mv = p["model_version"]
             prev = old.get((p["content_id"], mv))
-            if prev is not None and prev["scored_at"] > scored_at:
-                continue  # an older score arriving late never replaces a newer one
-            if prev is not None and (prev["scored_at"], prev["overall_score"], prev["level"]) == (
-                scored_at,
-                score,
-                p["level"],
-            ):
-                continue  # the same score again (e.g. replayed from a rewound position)
+            if not replaces(prev, scored_at, score, p["level"]):
+                continue
             day = scored_at.astimezone(UTC).date()
             contributions.append((p["content_id"], mv, day, score, p["level"], latency, scored_at))
             if prev is not None:
@@ -200,14 +208,8 @@ class PostgresBiasDailyProjection:
             p["content_id"],
             p["model_version"],
         )
-        if old is not None and old["scored_at"] > scored_at:
-            return  # an older score arriving late never replaces a newer one
-        if old is not None and (old["scored_at"], old["overall_score"], old["level"]) == (
-            scored_at,
-            score,
-            p["level"],
-        ):
-            return  # the same score again (e.g. replayed from a rewound position)
+        if not replaces(old, scored_at, score, p["level"]):
+            return
         await conn.execute(
             "INSERT INTO bias_daily_contributions"
             " (content_id, model_version, day, overall_score, level, latency_ms, scored_at)"

@@ -1,11 +1,13 @@
-"""Fixtures shared by the suite: isolated topics, consumer groups and schemas per test."""
+"""Fixtures shared by the suite: per-test topics, groups and schemas; the revenue processor."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +98,20 @@ async def pg_schema(isolated_settings: Settings) -> AsyncIterator[str]:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{isolated_settings.pg_schema}" CASCADE')
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def revenue_settings(isolated_settings: Settings, test_id: str) -> Settings:
+    """Return the test's settings with the revenue processor's own consumer group."""
+    return isolated_settings.model_copy(update={"revenue_processor_group": f"t-{test_id}-revenue"})
+
+
+@pytest.fixture
+def revenue_processor(
+    revenue_settings: Settings, event_topics: list[str], test_id: str, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `fairstream processor revenue` on the test's topics until the test ends."""
+    from stacktest import run_processor
+
+    with run_processor("revenue", revenue_settings, tmp_path, test_id) as proc:
+        yield proc

@@ -8,7 +8,6 @@ the answers must match the documented status codes, content types and response s
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,28 +15,25 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
+from stacktest import drop_api_caches, live_server, private_settings, private_stack, schema_pool
 
-from api.app import create_app, redis_prefix_for
+from api.app import create_app
 from api.keys import SCOPES, PostgresApiKeyStore
 from api.pagination import Cursor, encode_cursor
 from fairstream.bootstrap import apply_migrations
 from fairstream.settings import Settings
-from fairstream.stack.config import StackConfig
 from fairstream.stack.local_stack import LocalStack
 from projections.documents import MongoDocumentStore
 from projections.runner import Position
@@ -53,132 +49,61 @@ CHECKS = [
 ]
 
 
-def quiet(_line: str) -> None:
-    """Swallow the stack's progress lines."""
-
-
 @pytest.fixture(scope="module")
-def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """Start a PostgreSQL, FerretDB and Redis of this module's own; stop and purge them.
 
     Own servers keep the fuzzing load (and its hostile strings) off the shared stack.
     """
-    from stacktest import free_port
-
-    config = StackConfig(
-        stack_dir=tmp_path_factory.mktemp("fuzz") / "stack",
-        cache_dir=LocalStack().config.layout.cache,
-        postgres_port=free_port(),
-        ferretdb_port=free_port(),
-        redis_port=free_port(),
-    )
-    stack = LocalStack(config)
-    try:
-        stack.up(["postgres", "ferretdb", "redis"], report=quiet)
+    with private_stack(tmp_path_factory.mktemp("fuzz") / "stack") as stack:
         yield stack
-    finally:
-        stack.down(["postgres", "ferretdb", "redis"], purge=True, report=quiet)
 
 
 @pytest.fixture
-def fuzz_settings(stack_settings: Settings, private_stack: LocalStack, test_id: str) -> Settings:
+def fuzz_settings(stack_settings: Settings, fuzz_stack: LocalStack, test_id: str) -> Settings:
     """Return settings on the private servers: no rate limit, a fast lag collector."""
-    config = private_stack.config
-    return stack_settings.model_copy(
-        update={
-            "postgres_dsn": SecretStr(config.postgres_dsn),
-            "mongo_url": config.mongo_url,
-            "redis_url": config.redis_url,
-            "pg_schema": f"t_{test_id}",
-            "mongo_database": f"t_{test_id}",
-            "document_store": "mongo",
-            "topic_prefix": f"t-{test_id}.",
-            "api_rate_limit_per_minute": 0,
-            "lag_interval_seconds": 1.0,
-        }
-    )
+    return private_settings(stack_settings, fuzz_stack, test_id, api_rate_limit_per_minute=0)
 
 
 @pytest.fixture
 async def fuzz_key(fuzz_settings: Settings) -> AsyncIterator[str]:
     """Migrate, seed a bias result and a campaign, and yield a key with every scope."""
     await apply_migrations(fuzz_settings)
-    pg_schema = fuzz_settings.pg_schema
-    pool = await asyncpg.create_pool(
-        fuzz_settings.postgres_dsn.get_secret_value(),
-        min_size=1,
-        max_size=2,
-        server_settings={"search_path": pg_schema},
-    )
-    assert pool is not None
     store = MongoDocumentStore.connect(fuzz_settings.mongo_url, fuzz_settings.mongo_database)
     try:
-        await pool.execute(
-            """
-            INSERT INTO bias_results (content_id, model_version, model_name, event_id,
-                overall_score, confidence, level, dimensions, evidence, content_hash,
-                text_length, word_count, language, flags, latency_ms, content_type, campaign_id,
-                source, scored_at)
-            VALUES ('c-1', 'fast-1', 'fast', $1, 0.4, 0.9, 'medium',
-                '{"gender": {"score": 0.4, "confidence": 0.9, "evidence": []}}'::jsonb,
-                '[]'::jsonb, 'abc', 10, 2, 'en', '{}', 1.5, 'other', 'camp-1', 'tests', $2)
-            """,
-            uuid.uuid4(),
-            datetime(2026, 3, 1, 12, tzinfo=UTC),
-        )
-        await store.apply(
-            "campaigns",
-            "camp-1",
-            Position("campaign.planned", 0, 0),
-            {"$set": {"status": "active", "updated_at": "2026-03-01T12:00:00.000Z"}},
-        )
-        yield await PostgresApiKeyStore(pool).create("fuzz", SCOPES)
+        async with schema_pool(fuzz_settings) as pool:
+            await pool.execute(
+                """
+                INSERT INTO bias_results (content_id, model_version, model_name, event_id,
+                    overall_score, confidence, level, dimensions, evidence, content_hash,
+                    text_length, word_count, language, flags, latency_ms, content_type, campaign_id,
+                    source, scored_at)
+                VALUES ('c-1', 'fast-1', 'fast', $1, 0.4, 0.9, 'medium',
+                    '{"gender": {"score": 0.4, "confidence": 0.9, "evidence": []}}'::jsonb,
+                    '[]'::jsonb, 'abc', 10, 2, 'en', '{}', 1.5, 'other', 'camp-1', 'tests', $2)
+                """,
+                uuid.uuid4(),
+                datetime(2026, 3, 1, 12, tzinfo=UTC),
+            )
+            await store.apply(
+                "campaigns",
+                "camp-1",
+                Position("campaign.planned", 0, 0),
+                {"$set": {"status": "active", "updated_at": "2026-03-01T12:00:00.000Z"}},
+            )
+            yield await PostgresApiKeyStore(pool).create("fuzz", SCOPES)
     finally:
-        await pool.close()
         await store.close()
-        client = aioredis.Redis.from_url(fuzz_settings.redis_url)
-        try:
-            async for key in client.scan_iter(match=redis_prefix_for(fuzz_settings) + "*"):
-                await client.delete(key)
-        finally:
-            await client.aclose()
-        from motor.motor_asyncio import AsyncIOMotorClient
-
-        mongo: Any = AsyncIOMotorClient(fuzz_settings.mongo_url)
-        try:
-            await mongo.drop_database(fuzz_settings.mongo_database)
-        finally:
-            mongo.close()
+        await drop_api_caches(fuzz_settings)
 
 
 @pytest.fixture
 def live_url(fuzz_settings: Settings, fuzz_key: str) -> Iterator[str]:
     """Serve the app with uvicorn in a thread; yield its base URL."""
-    from stacktest import free_port
-
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(fuzz_settings),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="fuzz-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    app = create_app(fuzz_settings)
+    with live_server(app, "fuzz-api", access_log=False, lifespan="on") as url:
         wait_for_first_lag_collection(url, fuzz_key)
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def wait_for_first_lag_collection(url: str, key: str) -> None:
@@ -198,6 +123,7 @@ def test_schemathesis_finds_no_server_error(live_url: str, fuzz_key: str) -> Non
     calls = 0
 
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
         operation = result.ok()
         operations += 1
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import SecretStr
+from stacktest import app_routes, private_settings, private_stack, schema_pool, serve
 
 from api.app import create_app
 from api.keys import SCOPES, PostgresApiKeyStore
 from fairstream.bootstrap import apply_migrations
 from fairstream.settings import Settings
-from fairstream.stack.config import StackConfig
 from fairstream.stack.local_stack import LocalStack
 from projections.documents import MongoDocumentStore
 from projections.runner import Position
@@ -37,74 +35,25 @@ pytestmark = pytest.mark.integration
 MAX_SECONDS = 8.0
 
 
-def quiet(_line: str) -> None:
-    """Swallow the stack's progress lines."""
-
-
 @pytest.fixture
-def private_stack(tmp_path: Path) -> Iterator[LocalStack]:
+def outage_stack(tmp_path: Path) -> Iterator[LocalStack]:
     """Start a PostgreSQL, FerretDB (on it) and Redis of the test's own; stop and purge them."""
-    from stacktest import free_port
-
-    shared_cache = LocalStack().config.layout.cache
-    config = StackConfig(
-        stack_dir=tmp_path / "stack",
-        cache_dir=shared_cache,
-        postgres_port=free_port(),
-        ferretdb_port=free_port(),
-        redis_port=free_port(),
-    )
-    stack = LocalStack(config)
-    try:
-        stack.up(["postgres", "ferretdb", "redis"], report=quiet)
+    with private_stack(tmp_path / "stack") as stack:
         yield stack
-    finally:
-        stack.down(["postgres", "ferretdb", "redis"], purge=True, report=quiet)
 
 
 @pytest.fixture
-def outage_settings(stack_settings: Settings, private_stack: LocalStack, test_id: str) -> Settings:
+def outage_settings(stack_settings: Settings, outage_stack: LocalStack, test_id: str) -> Settings:
     """Point the API at the private servers (MongoDB document store, short lag interval)."""
-    config = private_stack.config
-    return stack_settings.model_copy(
-        update={
-            "postgres_dsn": SecretStr(config.postgres_dsn),
-            "mongo_url": config.mongo_url,
-            "redis_url": config.redis_url,
-            "pg_schema": f"t_{test_id}",
-            "mongo_database": f"t_{test_id}",
-            "document_store": "mongo",
-            "topic_prefix": f"t-{test_id}.",
-            "lag_interval_seconds": 1.0,
-        }
-    )
-
-
-@asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and yield a client bound to it."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
-
-
-def app_routes(routes: list[Any]) -> Iterator[APIRoute]:
-    """Yield every API route, looking into included routers."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from app_routes(included.routes)
+    return private_settings(stack_settings, outage_stack, test_id)
 
 
 def get_urls(app: FastAPI) -> list[str]:
     """Return one URL per GET route of the app, path parameters filled with known ids."""
     ids = {"content_id": "c-1", "projection_id": "p-1", "campaign_id": "camp-1", "name": "lag.js"}
     urls = []
-    for route in app_routes(app.routes):
-        if "GET" not in route.methods:
+    for route in app_routes(app.routes, APIRoute):
+        if "GET" not in (route.methods or set()):
             continue
         path = route.path
         for name in route.param_convertors:
@@ -134,17 +83,8 @@ async def seed(settings: Settings) -> str:
         )
     finally:
         await conn.close()
-    pool = await asyncpg.create_pool(
-        settings.postgres_dsn.get_secret_value(),
-        min_size=1,
-        max_size=1,
-        server_settings={"search_path": settings.pg_schema},
-    )
-    assert pool is not None
-    try:
+    async with schema_pool(settings, max_size=1) as pool:
         key = await PostgresApiKeyStore(pool).create("outage", SCOPES)
-    finally:
-        await pool.close()
     store = MongoDocumentStore.connect(settings.mongo_url, settings.mongo_database)
     try:
         await store.apply(
@@ -239,15 +179,15 @@ async def poll_while(
 
 
 async def test_every_route_answers_503_while_a_database_is_down_and_recovers(
-    outage_settings: Settings, private_stack: LocalStack
+    outage_settings: Settings, outage_stack: LocalStack
 ) -> None:
     key = await seed(outage_settings)
     app = create_app(outage_settings)
     urls = get_urls(app)
     assert "/v1/campaigns/camp-1" in urls and "/v1/bias/results" in urls
-    postgres = private_stack.component("postgres")
-    ferretdb = private_stack.component("ferretdb")
-    redis = private_stack.component("redis")
+    postgres = outage_stack.component("postgres")
+    ferretdb = outage_stack.component("ferretdb")
+    redis = outage_stack.component("redis")
     async with serve(app) as client:
         before = await until_serving(client, urls, key)
         assert before["/v1/content/c-1/bias"].json()["content_id"] == "c-1"
@@ -301,10 +241,10 @@ def reads_documents(url: str) -> bool:
 
 
 async def test_the_api_starts_while_postgres_is_down(
-    outage_settings: Settings, private_stack: LocalStack
+    outage_settings: Settings, outage_stack: LocalStack
 ) -> None:
     key = await seed(outage_settings)
-    postgres = private_stack.component("postgres")
+    postgres = outage_stack.component("postgres")
     await asyncio.to_thread(postgres.down)
     app = create_app(outage_settings.model_copy(update={"lag_collector_enabled": False}))
     urls = get_urls(app)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
-from fastapi import FastAPI
+from stacktest import drop_api_caches, free_port, schema_pool, serve, settings_env
 
 from api.app import create_app, redis_prefix_for
 from api.keys import SCOPES, PostgresApiKeyStore, ensure_dev_key_async
@@ -41,37 +39,9 @@ def api_settings(isolated_settings: Settings, test_id: str) -> Settings:
 @pytest.fixture
 async def pool(api_settings: Settings, pg_schema: str) -> AsyncIterator[asyncpg.Pool]:
     """Open a pool on the test's migrated schema; clean Redis and MongoDB afterwards."""
-    created = await asyncpg.create_pool(
-        api_settings.postgres_dsn.get_secret_value(),
-        min_size=1,
-        max_size=2,
-        server_settings={"search_path": pg_schema},
-    )
-    assert created is not None
-    yield created
-    await created.close()
-    client = aioredis.Redis.from_url(api_settings.redis_url)
-    try:
-        async for key in client.scan_iter(match=redis_prefix_for(api_settings) + "*"):
-            await client.delete(key)
-    finally:
-        await client.aclose()
-    from motor.motor_asyncio import AsyncIOMotorClient
-
-    mongo: Any = AsyncIOMotorClient(api_settings.mongo_url)
-    try:
-        await mongo.drop_database(api_settings.mongo_database)
-    finally:
-        mongo.close()
-
-
-@asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[Client]:
-    """Run the app's lifespan and yield a client bound to it."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
+    async with schema_pool(api_settings) as created:
+        yield created
+    await drop_api_caches(api_settings)
 
 
 @pytest.fixture
@@ -234,8 +204,6 @@ async def test_rate_limit_answers_429_with_retry_after(
 async def test_without_redis_the_api_still_answers(
     api_settings: Settings, pool: asyncpg.Pool, key: str
 ) -> None:
-    from stacktest import free_port
-
     settings = api_settings.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "api_rate_limit_per_minute": 1}
     )
@@ -664,8 +632,6 @@ async def test_dev_key_is_created_once_and_replaced_when_revoked(
 async def test_apikey_command_creates_lists_and_revokes(
     api_settings: Settings, pool: asyncpg.Pool
 ) -> None:
-    from stacktest import settings_env
-
     fs = str(Path(sys.executable).with_name("fairstream"))
     env = settings_env(api_settings)
 
@@ -692,8 +658,6 @@ async def test_apikey_command_creates_lists_and_revokes(
 async def test_unavailable_document_store_is_503(
     api_settings: Settings, pool: asyncpg.Pool, key: str
 ) -> None:
-    from stacktest import free_port
-
     settings = api_settings.model_copy(
         update={
             "document_store": "mongo",

@@ -6,18 +6,13 @@ import asyncio
 import hashlib
 import logging
 import re
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from stacktest import app_routes, live_server, schema_pool, serve
 from starlette.routing import Route
 from uvicorn.logging import AccessFormatter, DefaultFormatter
 
@@ -42,40 +37,14 @@ def sec_settings(isolated_settings: Settings) -> Settings:
 @pytest.fixture
 async def pool(sec_settings: Settings, pg_schema: str) -> AsyncIterator[asyncpg.Pool]:
     """Open a pool on the test's migrated schema."""
-    created = await asyncpg.create_pool(
-        sec_settings.postgres_dsn.get_secret_value(),
-        min_size=1,
-        max_size=2,
-        server_settings={"search_path": pg_schema},
-    )
-    assert created is not None
-    yield created
-    await created.close()
+    async with schema_pool(sec_settings) as created:
+        yield created
 
 
 @pytest.fixture
 async def key(pool: asyncpg.Pool) -> str:
     """Create a key with every scope."""
     return await PostgresApiKeyStore(pool).create("security", SCOPES)
-
-
-@asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and yield a client bound to it."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
-
-
-def every_route(routes: list[Any]) -> Iterator[Route]:
-    """Yield every route of the app, looking into included routers."""
-    for route in routes:
-        if isinstance(route, Route):
-            yield route
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from every_route(included.routes)
 
 
 def concrete(path: str) -> str:
@@ -95,7 +64,9 @@ async def test_stored_key_material_is_a_salted_scrypt_hash(pool: asyncpg.Pool, k
         assert parsed.secret not in text and key not in text, column
         if isinstance(value, bytes):
             assert parsed.secret.encode() not in value, column
-    n, r, p = (int(x) for x in re.fullmatch(r"scrypt:n=(\d+),r=(\d+),p=(\d+)", row["kdf"]).groups())
+    kdf = re.fullmatch(r"scrypt:n=(\d+),r=(\d+),p=(\d+)", row["kdf"])
+    assert kdf is not None, row["kdf"]
+    n, r, p = (int(x) for x in kdf.groups())
     assert n >= 2**14 and r >= 8 and p >= 1
     assert len(row["salt"]) == 16 and len(row["secret_hash"]) == 32
     expected = hashlib.scrypt(parsed.secret.encode(), salt=row["salt"], n=n, r=r, p=p, dklen=32)
@@ -131,35 +102,17 @@ class Collect(logging.Handler):
 @pytest.fixture
 def live_api(sec_settings: Settings, key: str) -> Iterator[tuple[str, Collect]]:
     """Serve the app with uvicorn's access log on; collect every log record."""
-    from stacktest import free_port
-
     collect = Collect()
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(collect)
     root.setLevel(logging.DEBUG)
-    port = free_port()
     settings = sec_settings.model_copy(update={"api_rate_limit_per_minute": 5})
-    config = uvicorn.Config(
-        create_app(settings, key_cache_seconds=0),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        log_level="debug",
-        access_log=True,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="security-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
+    app = create_app(settings, key_cache_seconds=0)
     try:
-        yield f"http://127.0.0.1:{port}", collect
+        with live_server(app, "security-api", log_level="debug", access_log=True) as url:
+            yield url, collect
     finally:
-        server.should_exit = True
-        thread.join(30)
         root.removeHandler(collect)
         root.setLevel(old_level)
 
@@ -239,7 +192,7 @@ async def test_no_route_accepts_a_write_method(
     sec_settings: Settings, pool: asyncpg.Pool, key: str
 ) -> None:
     app = create_app(sec_settings)
-    routes = list(every_route(app.routes))
+    routes = list(app_routes(app.routes, Route))
     assert len([r for r in routes if isinstance(r, APIRoute)]) >= 20
     for route in routes:
         assert set(route.methods or ()) <= {"GET", "HEAD"}, (route.path, route.methods)

@@ -8,15 +8,11 @@ keep going, and still project the good request sent after the poison.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from stacktest import ARTIFACTS, byte_headers, decode, read_topic, settings_env
+from stacktest import byte_headers, decode, read_topic
 
 from events.catalog import topic_name
 from events.codec import SINGLE_OBJECT_HEADER_SIZE, EventCodec
@@ -26,42 +22,12 @@ from producers.publisher import KafkaEventPublisher
 
 pytestmark = pytest.mark.integration
 
-FS = str(Path(sys.executable).with_name("fairstream"))
 INPUT = "RevenueProjectionRequested"
 
 
-@pytest.fixture
-def settings(isolated_settings: Settings, test_id: str) -> Settings:
-    """Return the test's settings with the processor's own consumer group."""
-    return isolated_settings.model_copy(update={"revenue_processor_group": f"t-{test_id}-revenue"})
-
-
-@pytest.fixture
-def processor(
-    settings: Settings, event_topics: list[str], test_id: str, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `fairstream processor revenue` for this test."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with open(ARTIFACTS / f"bad-input-{test_id}.log", "wb") as log:
-        proc = subprocess.Popen(
-            [FS, "processor", "revenue"],
-            env=settings_env(settings),
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
-def poison_records(codec: EventCodec) -> dict[bytes, tuple[bytes, list[tuple[str, bytes]], str]]:
+def poison_records(
+    codec: EventCodec,
+) -> dict[bytes, tuple[bytes, list[tuple[str, str | bytes | None]], str]]:
     """Return key -> (value, headers, a word the dead-letter reason must contain)."""
     good = codec.encode(example_event(INPUT, projection_id="poison-base"))
     other = codec.encode(example_event("NicheResearched"))
@@ -80,21 +46,21 @@ def poison_records(codec: EventCodec) -> dict[bytes, tuple[bytes, list[tuple[str
 
 
 def test_poison_records_are_dead_lettered_with_their_reason(
-    settings: Settings, processor: subprocess.Popen[bytes]
+    revenue_settings: Settings, revenue_processor: subprocess.Popen[bytes]
 ) -> None:
-    codec = EventCodec.from_url(None, topic_prefix=settings.topic_prefix)
-    source = topic_name(INPUT, settings.topic_prefix)
+    codec = EventCodec.from_url(None, topic_prefix=revenue_settings.topic_prefix)
+    source = topic_name(INPUT, revenue_settings.topic_prefix)
     poison = poison_records(codec)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
-    for key, (value, headers, _) in poison.items():
-        producer.produce(source, key=key, value=value, headers=headers)
+    producer = Producer({"bootstrap.servers": revenue_settings.kafka_bootstrap})
+    for key, (value, record_headers, _) in poison.items():
+        producer.produce(source, key=key, value=value, headers=record_headers)
     assert producer.flush(30) == 0
     request = example_event(INPUT, projection_id="after-poison")
-    with KafkaEventPublisher.from_settings(settings) as publisher:
+    with KafkaEventPublisher.from_settings(revenue_settings) as publisher:
         publisher.publish_all([request]).raise_for_failures()
 
-    dead = read_topic(settings, source + ".dlq", len(poison))
-    assert processor.poll() is None, "the processor exited on poison"
+    dead = read_topic(revenue_settings, source + ".dlq", len(poison))
+    assert revenue_processor.poll() is None, "the processor exited on poison"
     by_key = {m.key(): m for m in dead}
     assert set(by_key) == set(poison)
     for key, (value, _, word) in poison.items():
@@ -109,22 +75,27 @@ def test_poison_records_are_dead_lettered_with_their_reason(
         assert int(headers["dlq_source_offset"]) >= 0
 
     projected = decode(
-        codec, read_topic(settings, topic_name("RevenueProjected", settings.topic_prefix), 1)
+        codec,
+        read_topic(
+            revenue_settings, topic_name("RevenueProjected", revenue_settings.topic_prefix), 1
+        ),
     )
     assert [e.payload["projection_id"] for e in projected] == ["after-poison"]
 
 
 def test_an_oversize_event_is_reported_by_index_and_the_rest_delivered(
-    settings: Settings, event_topics: list[str]
+    revenue_settings: Settings, event_topics: list[str]
 ) -> None:
     normal = example_event("ContentSubmitted", content_id="small")
     huge = example_event("ContentSubmitted", content_id="huge", text="x" * (2 * 1024 * 1024))
     other = example_event("ContentSubmitted", content_id="small-b")
-    with KafkaEventPublisher.from_settings(settings) as publisher:
+    with KafkaEventPublisher.from_settings(revenue_settings) as publisher:
         report = publisher.publish_all([normal, huge, other])
     assert report.attempted == 3 and report.delivered == 2
     [failure] = report.failures
     assert failure.index == 1 and failure.event_id == str(huge.envelope.event_id)
     assert "size" in failure.error.lower() or "large" in failure.error.lower(), failure.error
-    delivered = read_topic(settings, topic_name("ContentSubmitted", settings.topic_prefix), 2)
-    assert sorted(m.key() for m in delivered) == [b"small", b"small-b"]
+    delivered = read_topic(
+        revenue_settings, topic_name("ContentSubmitted", revenue_settings.topic_prefix), 2
+    )
+    assert sorted(m.key() or b"" for m in delivered) == [b"small", b"small-b"]

@@ -7,18 +7,12 @@ items must really be scored) as subprocesses on the test's topic prefix and grou
 from __future__ import annotations
 
 import contextlib
-import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Message
 from confluent_kafka.admin import AdminClient
-from stacktest import ARTIFACTS, settings_env
+from stacktest import decode, read_topic, run_processor
 
 from events.catalog import topic_name
 from events.codec import EventCodec
@@ -31,7 +25,6 @@ from producers.publisher import KafkaEventPublisher
 
 pytestmark = pytest.mark.integration
 
-FS = str(Path(sys.executable).with_name("fairstream"))
 ITEMS = {"mk-2031-social-01", "mk-2031-ad-03", "mk-2031-email-01"}
 LEVELS = ("low", "medium", "high", "critical")
 
@@ -50,65 +43,13 @@ def settings(isolated_settings: Settings, test_id: str) -> Iterator[Settings]:
             future.result(30)
 
 
-@contextlib.contextmanager
-def running(
-    name: str, settings: Settings, label: str, workdir: Path, **env: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `fairstream processor <name>` until the block ends."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with open(ARTIFACTS / f"{label}-{name}.log", "ab") as log:
-        proc = subprocess.Popen(
-            [FS, "processor", name],
-            env=settings_env(settings) | env,
-            cwd=workdir,  # Faust writes its data directory into the working directory
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
-def read(
-    settings: Settings, topic: str, count: int, timeout: float = 120.0, linger: float = 0.0
-) -> list[Message]:
-    """Read `count` records of `topic` from the start, then `linger` seconds for extra ones."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"{settings.topic_prefix}reader-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
-    found: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(found) < count and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                found.append(msg)
-        extra_until = time.monotonic() + linger
-        while time.monotonic() < extra_until:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                found.append(msg)
-    finally:
-        consumer.close()
-    return found
-
-
-def events(settings: Settings, event_type: str, count: int, **options: float) -> list[Event]:
-    """Read and decode `count` events of `event_type` under the test's prefix."""
+def events(
+    settings: Settings, event_type: str, count: int, timeout: float = 120.0, linger: float = 0.0
+) -> list[Event]:
+    """Read and decode `count` events of `event_type` under the test's prefix (`read_topic`)."""
     codec = EventCodec.from_url(None, topic_prefix=settings.topic_prefix)
     topic = topic_name(event_type, settings.topic_prefix)
-    return [codec.decode(m.value(), m.headers()) for m in read(settings, topic, count, **options)]
+    return decode(codec, read_topic(settings, topic, count, timeout, linger))
 
 
 def publish(settings: Settings, *batch: Event) -> None:
@@ -132,8 +73,8 @@ def test_campaign_items_are_scored_by_the_bias_processor_and_screened(
     plan = example_event("CampaignPlanned", correlation_id="wf-campaign-1", channels=channels)
     items = {*ITEMS, "mk-2031-ad-04"}
     with (
-        running("bias", settings, test_id, tmp_path),
-        running("campaign", settings, test_id, tmp_path) as campaign,
+        run_processor("bias", settings, tmp_path, test_id),
+        run_processor("campaign", settings, tmp_path, test_id) as campaign,
     ):
         # The same plan twice: the duplicate must not submit or screen anything twice.
         publish(settings, plan, plan)
@@ -180,8 +121,8 @@ def test_unscored_campaign_times_out_as_incomplete(
 ) -> None:
     plan = example_event("CampaignPlanned")
     # No bias processor: the submitted items are never scored.
-    with running(
-        "campaign", settings, test_id, tmp_path, FAIRSTREAM_CAMPAIGN_SCREENING_TIMEOUT_SECONDS="3"
+    with run_processor(
+        "campaign", settings, tmp_path, test_id, FAIRSTREAM_CAMPAIGN_SCREENING_TIMEOUT_SECONDS="3"
     ) as campaign:
         publish(settings, plan)
         [screened] = events(settings, "CampaignScreened", 1, timeout=90.0)
@@ -202,13 +143,13 @@ def test_restarted_worker_recovers_open_screenings_from_the_changelog(
     settings: Settings, event_topics: list[str], test_id: str, tmp_path: Path
 ) -> None:
     plan = example_event("CampaignPlanned")
-    with running("campaign", settings, test_id, tmp_path):
+    with run_processor("campaign", settings, tmp_path, test_id):
         publish(settings, plan)
         assert len(events(settings, "ContentSubmitted", 3, timeout=90.0)) == 3
     # The worker is gone with its in-memory table; the scores arrive only now.
     with (
-        running("bias", settings, test_id, tmp_path),
-        running("campaign", settings, test_id, tmp_path),
+        run_processor("bias", settings, tmp_path, test_id),
+        run_processor("campaign", settings, tmp_path, test_id),
     ):
         [screened] = events(settings, "CampaignScreened", 1)
     assert screened.payload["items_scored"] == 3

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from stacktest import ARTIFACTS, byte_headers, decode, read_topic, settings_env
+from stacktest import byte_headers, decode, read_topic, run_processor
 
 from events.catalog import topic_name
 from events.codec import EventCodec
@@ -19,8 +17,6 @@ from fairstream.settings import Settings
 from producers.publisher import KafkaEventPublisher
 
 pytestmark = pytest.mark.integration
-
-FS = str(Path(sys.executable).with_name("fairstream"))
 
 
 @pytest.fixture
@@ -36,24 +32,8 @@ def processor(
     settings: Settings, event_topics: list[str], test_id: str, tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `fairstream processor opportunity` for this test."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with open(ARTIFACTS / f"opportunity-{test_id}.log", "wb") as log:
-        proc = subprocess.Popen(
-            [FS, "processor", "opportunity"],
-            env=settings_env(settings),
-            cwd=tmp_path,  # Faust writes its data directory into the working directory
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+    with run_processor("opportunity", settings, tmp_path, test_id) as proc:
+        yield proc
 
 
 def test_niches_are_scored_and_garbage_is_dead_lettered(

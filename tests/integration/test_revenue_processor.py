@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from stacktest import ARTIFACTS, byte_headers, decode, read_topic, settings_env
+from stacktest import byte_headers, decode, read_topic
 
 from events.catalog import topic_name
 from events.codec import EventCodec
@@ -19,42 +15,9 @@ from producers.publisher import KafkaEventPublisher
 
 pytestmark = pytest.mark.integration
 
-FS = str(Path(sys.executable).with_name("fairstream"))
-
-
-@pytest.fixture
-def settings(isolated_settings: Settings, test_id: str) -> Settings:
-    """Return the test's settings with the processor's own consumer group."""
-    return isolated_settings.model_copy(update={"revenue_processor_group": f"t-{test_id}-revenue"})
-
-
-@pytest.fixture
-def processor(
-    settings: Settings, event_topics: list[str], test_id: str, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `fairstream processor revenue` for this test."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with open(ARTIFACTS / f"revenue-{test_id}.log", "wb") as log:
-        proc = subprocess.Popen(
-            [FS, "processor", "revenue"],
-            env=settings_env(settings),
-            cwd=tmp_path,  # Faust writes its data directory into the working directory
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
 
 def test_requests_are_projected_and_impossible_ones_dead_lettered(
-    settings: Settings, processor: subprocess.Popen[bytes]
+    revenue_settings: Settings, revenue_processor: subprocess.Popen[bytes]
 ) -> None:
     request = example_event("RevenueProjectionRequested", correlation_id="wf-int-2")
     flat = example_event(
@@ -69,14 +32,17 @@ def test_requests_are_projected_and_impossible_ones_dead_lettered(
         tiers=[{"name": "only", "price_monthly": 10.0, "price_yearly": None, "share": 1.0}],
     )
     impossible = example_event("RevenueProjectionRequested", projection_id="bad", churn_rate=3.0)
-    with KafkaEventPublisher.from_settings(settings) as publisher:
+    with KafkaEventPublisher.from_settings(revenue_settings) as publisher:
         publisher.publish_all([request, flat, impossible]).raise_for_failures()
 
-    codec = EventCodec.from_url(None, topic_prefix=settings.topic_prefix)
+    codec = EventCodec.from_url(None, topic_prefix=revenue_settings.topic_prefix)
     out = decode(
-        codec, read_topic(settings, topic_name("RevenueProjected", settings.topic_prefix), 2)
+        codec,
+        read_topic(
+            revenue_settings, topic_name("RevenueProjected", revenue_settings.topic_prefix), 2
+        ),
     )
-    assert processor.poll() is None, "the processor exited"
+    assert revenue_processor.poll() is None, "the processor exited"
     by_id = {e.payload["projection_id"]: e for e in out}
     assert set(by_id) == {"proj-stocksmith-1", "proj-flat"}
 
@@ -102,8 +68,8 @@ def test_requests_are_projected_and_impossible_ones_dead_lettered(
         (810, 153, 1530.0),
     ]
 
-    source = topic_name("RevenueProjectionRequested", settings.topic_prefix)
-    [dead] = read_topic(settings, source + ".dlq", 1)
+    source = topic_name("RevenueProjectionRequested", revenue_settings.topic_prefix)
+    [dead] = read_topic(revenue_settings, source + ".dlq", 1)
     headers = byte_headers(dead)
     assert dead.key() == b"bad"
     assert headers["dlq_error_type"] == b"InvalidProjectionRequest"
