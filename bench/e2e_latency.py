@@ -7,15 +7,21 @@ In the same run, against the local stack, under a unique topic prefix, schema an
   a warm-up content must be visible before timing starts;
 - one `KafkaEventPublisher` publishes ContentSubmitted at `--rate` events/s for `--seconds`,
   each content under its own id; the send time is taken just before `publish_all`;
-- fairstream: every `--poll-ms` ms one `GET /v1/bias/results?limit=100` (newest first);
-  an id is visible when it is in an answer, latency = that answer's arrival - send time (so
-  the figure includes up to one poll interval). An id missing after 1 s is also asked for
-  with `GET /v1/content/{id}/bias`. Polling each id every few ms instead made the load on
-  the API grow with the backlog and starve the pipeline it measures on two cores;
-- reference (the transport floor): a plain confluent-kafka consumer on the same topic reads
-  the same records while they are published; latency = receipt - send time.
-Prints p50/p99 of both sides and the ratio floor / end-to-end; writes
-bench/results/e2e_latency.json.
+- fairstream: on a fixed clock, every `--poll-ms` ms whether or not the previous answer has
+  arrived, one `GET /v1/bias/results?limit=100` (newest first), with at most
+  `--max-in-flight` requests outstanding (a tick that finds them all busy is skipped and
+  counted); an id is visible when it is in an answer, latency = that answer's arrival -
+  send time, so the figure includes up to one gap between answers. The achieved gaps
+  between polls sent and between answers received (mean, p99) are reported: they are the
+  figure's resolution. An id missing after 1 s is also asked for with
+  `GET /v1/content/{id}/bias`. Polling each id every few ms instead made the load on the
+  API grow with the backlog and starve the pipeline it measures on two cores;
+- reference (the transport floor): a plain confluent-kafka consumer on the same topic, in
+  a child process of its own (so it shares no GIL with the publisher and the poller),
+  reads the same records while they are published; latency = receipt - send time (both
+  wall clock on the same machine).
+Prints p50/p99 of both sides, the achieved poll interval, and the ratio floor /
+end-to-end; writes bench/results/e2e_latency.json.
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from collections.abc import Coroutine, Mapping
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 from typing import Any
 
@@ -63,42 +72,84 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-class FloorReader(threading.Thread):
-    """Read the topic from its current end with a plain consumer; note each key's receipt."""
+def gaps(times: list[float]) -> dict[str, float]:
+    """Return count, mean, p50, p99 and max of the gaps between sorted `times` (s), in ms."""
+    ordered = sorted(times)
+    between = [(b - a) * 1000.0 for a, b in itertools.pairwise(ordered)]
+    return percentiles(between) | {
+        "mean_ms": statistics.fmean(between) if between else float("nan")
+    }
 
-    def __init__(self, settings: Settings, topic: str) -> None:
-        super().__init__(daemon=True)
-        self.received: dict[str, float] = {}
-        self._stop_event = threading.Event()
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                **librdkafka_security(settings),
-                "group.id": f"{settings.topic_prefix}floor",
-                "enable.auto.commit": False,
-            }
-        )
-        parts = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        self._consumer.assign(
+
+def read_floor(
+    config: Mapping[str, Any],
+    topic: str,
+    ready: ProcessEvent,
+    stop: ProcessEvent,
+    results: Any,
+) -> None:
+    """Read `topic` from its current end until `stop`; put key -> receipt time on `results`.
+
+    Runs in a child process, so the reference shares no GIL with the publisher and poller.
+    """
+    consumer = Consumer(dict(config))
+    received: dict[str, float] = {}
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign(
             [
                 TopicPartition(
-                    topic, p, self._consumer.get_watermark_offsets(TopicPartition(topic, p))[1]
+                    topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1]
                 )
                 for p in parts
             ]
         )
+        ready.set()
+        while not stop.is_set():
+            for msg in consumer.consume(100, timeout=0.1):
+                key = msg.key()
+                if msg.error() is None and key is not None:
+                    received.setdefault(bytes(key).decode(), time.time())
+    finally:
+        consumer.close()
+        results.put(received)
 
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            for msg in self._consumer.consume(100, timeout=0.1):
-                if msg.error() is None and msg.key() is not None:
-                    self.received.setdefault(bytes(msg.key()).decode(), time.time())
+
+class FloorReader:
+    """Note each key's receipt by a plain consumer of the topic, in a child process."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.received: dict[str, float] = {}
+        ctx = multiprocessing.get_context("spawn")
+        self._ready = ctx.Event()
+        self._stop = ctx.Event()
+        self._results = ctx.Queue()
+        config = {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            **librdkafka_security(settings),
+            "group.id": f"{settings.topic_prefix}floor",
+            "enable.auto.commit": False,
+        }
+        self._proc = ctx.Process(
+            target=read_floor,
+            args=(config, topic, self._ready, self._stop, self._results),
+            name="e2e-floor-reader",
+            daemon=True,
+        )
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the child and wait until it reads from the topic's current end."""
+        self._proc.start()
+        if not self._ready.wait(timeout):
+            self._proc.kill()
+            raise SystemExit("the transport-floor reader did not start")
 
     def stop(self) -> None:
-        """Stop reading and close the consumer."""
-        self._stop_event.set()
-        self.join(10)
-        self._consumer.close()
+        """Stop reading; collect the receipt times; end the child."""
+        self._stop.set()
+        if self._proc.pid is not None:
+            self.received = self._results.get(timeout=60)
+            self._proc.join(30)
 
 
 def publish_paced(
@@ -143,58 +194,117 @@ async def visible_after(
 class Watcher:
     """Note when each published content becomes visible through the API, at bounded load.
 
-    Every `poll` s one request lists the newest `LIST_LIMIT` bias results; an outstanding id
-    in it is visible at that answer's arrival. An id still missing after `STALE` s (a burst
-    larger than the page) is also asked for by id, at most once per `STALE` s and four per
-    round. The load on the API therefore stays near 1/poll requests/s instead of growing
-    with the backlog.
+    On a fixed clock, every `poll` s whether or not earlier requests have been answered, one
+    request lists the newest `LIST_LIMIT` bias results; an outstanding id in it is visible
+    at that answer's arrival. At most `max_in_flight` requests are outstanding: a tick that
+    finds them all busy sends nothing and is counted in `skipped_ticks`, and a late loop
+    does not send the ticks it missed in a burst. An id still missing after `STALE` s (a
+    burst larger than the page) is also asked for by id, at most once per `STALE` s and
+    `BY_ID_PER_TICK` per tick, within the same bound. The load on the API therefore stays
+    near 1/poll requests/s instead of growing with the backlog.
     """
 
     LIST_LIMIT = 100
     STALE = 1.0
+    BY_ID_PER_TICK = 4
 
-    def __init__(self, client: httpx.AsyncClient, poll: float) -> None:
+    def __init__(self, client: httpx.AsyncClient, poll: float, max_in_flight: int) -> None:
         self.outstanding: dict[str, float] = {}
         self.latency_ms: dict[str, float] = {}
         self.by_list = 0
         self.requests = 0
+        self.failed = 0
+        self.skipped_ticks = 0
+        self.list_sent: list[float] = []  # monotonic send time of every list request
+        self.list_answered: list[float] = []  # monotonic arrival of every 200 list answer
+        self.list_request_ms: list[float] = []
         self._client = client
         self._poll = poll
+        self._max_in_flight = max_in_flight
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._checked: dict[str, float] = {}
 
-    def _seen(self, cid: str) -> None:
+    def _seen(self, cid: str, at: float) -> None:
         sent = self.outstanding.pop(cid, None)
         if sent is not None:
-            self.latency_ms[cid] = (time.time() - sent) * 1000.0
+            self.latency_ms[cid] = (at - sent) * 1000.0
 
     async def _list_once(self) -> None:
-        self.requests += 1
+        sent = time.monotonic()
+        self.list_sent.append(sent)
         r = await self._client.get(f"/v1/bias/results?limit={self.LIST_LIMIT}")
+        arrived, at = time.monotonic(), time.time()
         if r.status_code == 200:
+            self.list_answered.append(arrived)
+            self.list_request_ms.append((arrived - sent) * 1000.0)
             for item in r.json()["items"]:
                 if item["content_id"] in self.outstanding:
                     self.by_list += 1
-                    self._seen(item["content_id"])
+                    self._seen(item["content_id"], at)
 
     async def _by_id(self, cid: str) -> None:
-        self.requests += 1
         self._checked[cid] = time.time()
-        if (await self._client.get(f"/v1/content/{cid}/bias")).status_code == 200:
-            self._seen(cid)
+        r = await self._client.get(f"/v1/content/{cid}/bias")
+        if r.status_code == 200:
+            self._seen(cid, time.time())
+
+    async def _guarded(self, request: Coroutine[Any, Any, None]) -> None:
+        try:
+            await request
+        except httpx.TransportError:
+            self.failed += 1
+
+    def _send(self, request: Coroutine[Any, Any, None]) -> bool:
+        """Start `request` unless `max_in_flight` are outstanding; return whether it started."""
+        if len(self._in_flight) >= self._max_in_flight:
+            request.close()
+            return False
+        self.requests += 1
+        task = asyncio.create_task(self._guarded(request))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return True
 
     async def run(self, until: asyncio.Event, deadline: float) -> None:
         """Watch until `until` is set and nothing is outstanding, or until `deadline`."""
-        while (self.outstanding or not until.is_set()) and time.time() < deadline:
-            started = time.monotonic()
-            now = time.time()
-            stale = [
-                c
-                for c, sent in list(self.outstanding.items())[:4]
-                if now - max(sent, self._checked.get(c, 0.0)) >= self.STALE
-            ]
-            with contextlib.suppress(httpx.TransportError):
-                await asyncio.gather(self._list_once(), *(self._by_id(c) for c in stale))
-            await asyncio.sleep(max(0.0, self._poll - (time.monotonic() - started)))
+        begin = time.monotonic()
+        tick = 0
+        try:
+            while (self.outstanding or not until.is_set()) and time.time() < deadline:
+                if not self._send(self._list_once()):
+                    self.skipped_ticks += 1
+                now = time.time()
+                stale = [
+                    c
+                    for c, sent in list(self.outstanding.items())[: self.BY_ID_PER_TICK]
+                    if now - max(sent, self._checked.get(c, 0.0)) >= self.STALE
+                ]
+                for cid in stale:
+                    self._send(self._by_id(cid))
+                # The next tick on the clock. A loop more than one tick late sends only the
+                # latest tick that is due, at once; the ones before it are skipped.
+                tick += 1
+                behind = int((time.monotonic() - begin) / self._poll) - tick
+                if behind > 0:
+                    self.skipped_ticks += behind
+                    tick += behind
+                await asyncio.sleep(max(0.0, begin + tick * self._poll - time.monotonic()))
+        finally:
+            for task in list(self._in_flight):
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def poll_interval(self) -> dict[str, Any]:
+        """Return the achieved gaps between list requests sent and answers received."""
+        return {
+            "max_in_flight": self._max_in_flight,
+            "list_requests": len(self.list_sent),
+            "skipped_ticks": self.skipped_ticks,
+            "failed_requests": self.failed,
+            "sent": gaps(self.list_sent),
+            "answered": gaps(self.list_answered),
+            "list_request": percentiles(self.list_request_ms),
+        }
 
 
 async def measure(
@@ -220,10 +330,10 @@ async def measure(
 
         topic = topic_name("ContentSubmitted", settings.topic_prefix)
         floor = FloorReader(settings, topic)
-        floor.start()
+        await asyncio.to_thread(floor.start)
         loop = asyncio.get_running_loop()
         sent: dict[str, float] = {}
-        watcher = Watcher(client, poll)
+        watcher = Watcher(client, poll, args.max_in_flight)
         published = asyncio.Event()
         ids = [f"{tag}-{i}" for i in range(int(args.rate * args.seconds))]
         begin = time.time()
@@ -244,7 +354,7 @@ async def measure(
                 publish(), watcher.run(published, begin + args.seconds + args.timeout)
             )
         finally:
-            floor.stop()
+            await asyncio.to_thread(floor.stop)
         wall = time.time() - begin
     e2e = list(watcher.latency_ms.values())
     transport = [(floor.received[c] - t) * 1000.0 for c, t in sent.items() if c in floor.received]
@@ -257,7 +367,9 @@ async def measure(
             "seen_in_list": watcher.by_list,
             "api_requests": watcher.requests,
         },
-        "transport_floor": percentiles(transport) | {"not_received": len(sent) - len(transport)},
+        "poll_interval": {"target_ms": args.poll_ms} | watcher.poll_interval(),
+        "transport_floor": percentiles(transport)
+        | {"not_received": len(sent) - len(transport), "reader": "child process"},
     }
 
 
@@ -370,14 +482,26 @@ def main() -> int:
     parser.add_argument("--poll-ms", type=float, default=50.0, help="API poll interval")
     parser.add_argument("--connections", type=int, default=8, help="pollers' HTTP connections")
     parser.add_argument(
+        "--max-in-flight", type=int, default=4, help="API requests outstanding at most"
+    )
+    parser.add_argument(
         "--timeout", type=float, default=60.0, help="watch at most this long after publishing"
     )
     args = parser.parse_args()
     results = run(args)
     e2e, floor = results["end_to_end"], results["transport_floor"]
+    polls = results["poll_interval"]
+    sent, answered, request = polls["sent"], polls["answered"], polls["list_request"]
     print(
         f"at {args.rate:.0f} ev/s for {args.seconds:.0f} s ({results['published']} contents,"
-        f" API polled every {args.poll_ms:.0f} ms):"
+        f" API polled on a {args.poll_ms:.0f} ms clock):"
+    )
+    print(
+        f"poll interval achieved: sent every {sent['mean_ms']:.1f} ms mean, p99 gap"
+        f" {sent['p99_ms']:.1f} ms; answered every {answered['mean_ms']:.1f} ms mean, p99 gap"
+        f" {answered['p99_ms']:.1f} ms; request p50 {request['p50_ms']:.1f} ms p99"
+        f" {request['p99_ms']:.1f} ms; {polls['skipped_ticks']} ticks skipped,"
+        f" {polls['failed_requests']} failed"
     )
     print(
         f"publish -> visible via API: p50 {e2e['p50_ms']:7.1f} ms p99 {e2e['p99_ms']:7.1f} ms"
