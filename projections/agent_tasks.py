@@ -52,4 +52,5 @@ class AgentTasksProjection:
             "updated_at": iso_time(env.occurred_at),
         }
         update = {"$set": fields, "$inc": {"events_applied": 1}}
-        return [DocumentChange(COLLECTION, p["task_id"], position, update)]
+        event_id = str(event.envelope.event_id)
+        return [DocumentChange(COLLECTION, p["task_id"], position, update, event_id)]

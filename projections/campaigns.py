@@ -13,6 +13,7 @@ from projections.documents import (
     apply_changes,
     escape_key,
     iso_time,
+    order_key,
     plain,
 )
 from projections.runner import Position
@@ -40,14 +41,19 @@ class CampaignsProjection:
         """Return the change of the plan, an item's score or the verdict (if any)."""
         p = event.payload
         at = iso_time(event.envelope.occurred_at)
+        event_id = str(event.envelope.event_id)
         fields: dict[str, Any]
+        newest: dict[str, Any] = {}
         if event.type == "CampaignPlanned":
             fields = self._plan(event)
         elif event.type == "BiasScored":
             if not p.get("campaign_id"):
                 return []
-            fields = {
-                f"item_scores.{escape_key(p['content_id'])}": {
+            # Two paths score each item: the newest score wins, whatever the arrival order.
+            fields = {}
+            newest[f"item_scores.{escape_key(p['content_id'])}"] = [
+                order_key(event.envelope.occurred_at, event_id),
+                {
                     "content_id": p["content_id"],
                     "overall_score": float(p["overall_score"]),
                     "confidence": float(p["confidence"]),
@@ -58,8 +64,8 @@ class CampaignsProjection:
                         for d in p["dimensions"]
                     ],
                     "scored_at": at,
-                }
-            }
+                },
+            ]
         elif event.type == "CampaignScreened":
             screening = {
                 "verdict": p["verdict"],
@@ -75,8 +81,10 @@ class CampaignsProjection:
             return []
         campaign_id = p["campaign_id"]
         fields.update(campaign_id=campaign_id, updated_at=at)
-        update = {"$set": fields, "$inc": {"events_applied": 1}}
-        return [DocumentChange(COLLECTION, campaign_id, position, update)]
+        update: dict[str, Any] = {"$set": fields, "$inc": {"events_applied": 1}}
+        if newest:
+            update["$setIfNewer"] = newest
+        return [DocumentChange(COLLECTION, campaign_id, position, update, event_id)]
 
     def _plan(self, event: Event) -> dict[str, Any]:
         p = event.payload

@@ -3,14 +3,24 @@
 A document projection describes each change as a small, backend-neutral update
 (`$set`, `$setOnInsert`, `$inc`, `$unset` with dotted paths) applied to one document at one
 Kafka position. Every adapter applies an update only if the document has not yet seen that
-position (or a later one) of the same partition, so a re-delivered event changes nothing:
+position (or a later one) of the same partition, so a re-delivered event changes nothing, and,
+when the change names its event id, only if that id was not applied to the document yet, so
+an event re-published at another offset (an at-least-once processor restarted) changes nothing
+either. The ids live in the document's internal `_events` map: document projections touch each
+document with a handful of events, so the map stays small. `$setIfNewer` sets a path only if
+its order key is above the one stored for that path (internal `_newest` map), so the latest of
+several events wins whatever their arrival order:
 
 - `PostgresDocumentStore`: one table `doc_<collection>(id, doc jsonb, positions jsonb)`;
-  the row is locked, the update applied in Python, and the runner's position is written in
-  the same transaction (`batch()`).
+  `positions` holds the per-partition offsets and the `_events` / `_newest` maps; the row is
+  locked, the update applied in Python, and the runner's position is written in the same
+  transaction (`batch()`).
 - `MongoDocumentStore` (motor): one conditional `update_one` per change whose filter requires
-  `_positions.<topic>:<partition>` to be absent or lower than the offset; an upsert that
-  finds the document already past that position hits the `_id` unique index and is a no-op.
+  `_positions.<topic>:<partition>` to be absent or lower than the offset and `_events.<id>`
+  to be absent; an upsert that finds the document already past that position (or event) hits
+  the `_id` unique index and is a no-op. A change with `$setIfNewer` states in its filter
+  whether each path's stored key is older; if the document disagrees, it is read and the
+  change re-sent with the observed outcome (keys only grow, so this ends quickly).
   Positions of the runner are stored in the `projection_positions` collection after the
   batch; what is re-applied after a crash is filtered by the per-document guard.
 
@@ -43,7 +53,12 @@ Update = Mapping[str, Mapping[str, Any]]
 Filter = Mapping[str, Any]
 Sort = Sequence[tuple[str, int]]
 
-UPDATE_OPERATORS = ("$set", "$setOnInsert", "$inc", "$unset")
+UPDATE_OPERATORS = ("$set", "$setOnInsert", "$inc", "$unset", "$setIfNewer")
+# Internal bookkeeping fields of a document (never returned by `get`/`find`).
+POSITIONS_FIELD = "_positions"
+EVENTS_FIELD = "_events"
+NEWEST_FIELD = "_newest"
+INTERNAL_FIELDS = (POSITIONS_FIELD, EVENTS_FIELD, NEWEST_FIELD)
 FILTER_OPERATORS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<=", "$ne": "<>"}
 POSITIONS_COLLECTION = "projection_positions"
 _COLLECTION = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
@@ -56,12 +71,13 @@ class DocumentStoreError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class DocumentChange:
-    """Describe one update of one document at one Kafka position."""
+    """Describe one update of one document at one Kafka position (by one event, if named)."""
 
     collection: str
     doc_id: str
     position: Position
     update: Update
+    event_id: str | None = None
 
 
 class DocumentStore(Protocol):
@@ -70,8 +86,15 @@ class DocumentStore(Protocol):
     async def ensure_collection(self, collection: str, indexes: Sequence[str] = ()) -> None:
         """Create the collection (and single-field indexes) if missing."""
 
-    async def apply(self, collection: str, doc_id: str, position: Position, update: Update) -> bool:
-        """Apply `update` to the document unless it already saw `position`; say if applied."""
+    async def apply(
+        self,
+        collection: str,
+        doc_id: str,
+        position: Position,
+        update: Update,
+        event_id: str | None = None,
+    ) -> bool:
+        """Apply `update` unless the document saw `position` or `event_id`; say if applied."""
 
     async def apply_many(self, changes: Sequence[DocumentChange]) -> list[bool]:
         """Apply the changes as `apply` would one by one, in order; say which were applied."""
@@ -139,7 +162,7 @@ class BatchDocumentProjection(Protocol):
 async def apply_changes(store: DocumentStore, changes: Sequence[DocumentChange]) -> None:
     """Apply the changes one by one (the per-event path of a batch projection)."""
     for c in changes:
-        await store.apply(c.collection, c.doc_id, c.position, c.update)
+        await store.apply(c.collection, c.doc_id, c.position, c.update, c.event_id)
 
 
 def by_collection(changes: Sequence[DocumentChange]) -> dict[str, list[int]]:
@@ -183,6 +206,29 @@ def position_key(position: Position) -> str:
     return f"{position.topic.replace('.', '~')}:{position.partition}"
 
 
+def order_key(occurred_at: datetime, event_id: str) -> str:
+    """Return a `$setIfNewer` key ordering events by occurred_at (microseconds), then id."""
+    utc = occurred_at.astimezone(UTC) if occurred_at.tzinfo else occurred_at.replace(tzinfo=UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ") + "|" + event_id
+
+
+def newest_key(field: str) -> str:
+    """Return the key of a `$setIfNewer` path in the `_newest` map (no dots)."""
+    return "/".join(_path(field))
+
+
+def _checked_event_id(event_id: str) -> str:
+    if not event_id or "." in event_id or event_id.startswith("$"):
+        raise DocumentStoreError(f"invalid event id {event_id!r}")
+    return event_id
+
+
+def _newest_entry(field: str, entry: Any) -> tuple[str, Any]:
+    if not isinstance(entry, list | tuple) or len(entry) != 2 or not isinstance(entry[0], str):
+        raise DocumentStoreError(f"$setIfNewer {field!r} needs [order key (str), value]")
+    return entry[0], entry[1]
+
+
 def _checked_collection(collection: str) -> str:
     if not _COLLECTION.match(collection):
         raise DocumentStoreError(f"invalid collection name {collection!r}")
@@ -196,8 +242,14 @@ def _path(field: str) -> list[str]:
     return parts
 
 
-def apply_update(doc: Document, update: Update, *, inserted: bool) -> Document:
-    """Return `doc` changed by `update` (the subset of MongoDB update operators we use)."""
+def apply_update(
+    doc: Document, update: Update, *, inserted: bool, newest: dict[str, str] | None = None
+) -> Document:
+    """Return `doc` changed by `update` (the subset of MongoDB update operators we use).
+
+    `$setIfNewer: {path: [key, value]}` sets `path` only if `key` is above `newest[path]`
+    (and records it in `newest`, changed in place).
+    """
     unknown = set(update) - set(UPDATE_OPERATORS)
     if unknown:
         raise DocumentStoreError(f"unsupported update operators {sorted(unknown)}")
@@ -237,7 +289,49 @@ def apply_update(doc: Document, update: Update, *, inserted: bool) -> Document:
         node = parent(parts, create=False)
         if node is not None:
             node.pop(parts[-1], None)
+    if newest is None:
+        newest = {}
+    for field, entry in update.get("$setIfNewer", {}).items():
+        parts = _path(field)
+        key, value = _newest_entry(field, entry)
+        stored = newest.get(newest_key(field))
+        if stored is not None and stored >= key:
+            continue
+        newest[newest_key(field)] = key
+        node = parent(parts, create=True)
+        assert node is not None
+        node[parts[-1]] = copy.deepcopy(plain(value))
     return out
+
+
+def apply_guarded(
+    doc: Document,
+    meta: dict[str, Any],
+    position: Position,
+    update: Update,
+    event_id: str | None,
+    *,
+    inserted: bool,
+) -> tuple[Document, dict[str, Any]] | None:
+    """Return the changed document and bookkeeping, or None if the position or event was seen.
+
+    `meta` maps position keys to offsets, plus `_events` (applied event ids) and `_newest`.
+    """
+    key = position_key(position)
+    seen = meta.get(key)
+    if seen is not None and seen >= position.offset:
+        return None
+    if event_id is not None and _checked_event_id(event_id) in meta.get(EVENTS_FIELD, {}):
+        return None
+    out = copy.deepcopy(meta)
+    newest: dict[str, str] = out.get(NEWEST_FIELD, {})
+    changed = apply_update(doc, update, inserted=inserted, newest=newest)
+    if newest:
+        out[NEWEST_FIELD] = newest
+    out[key] = position.offset
+    if event_id is not None:
+        out.setdefault(EVENTS_FIELD, {})[event_id] = True
+    return changed, out
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------
@@ -288,10 +382,16 @@ class PostgresDocumentStore:
                     f"CREATE INDEX IF NOT EXISTS {name} ON {table} ((doc #> '{literal}'))"
                 )
 
-    async def apply(self, collection: str, doc_id: str, position: Position, update: Update) -> bool:
-        """Lock the row, check its position of the partition, apply and store both."""
+    async def apply(
+        self,
+        collection: str,
+        doc_id: str,
+        position: Position,
+        update: Update,
+        event_id: str | None = None,
+    ) -> bool:
+        """Lock the row, check its position of the partition and event ids, apply, store."""
         table = f"doc_{_checked_collection(collection)}"
-        key = position_key(position)
         async with self._connection() as conn:
             created = await conn.fetchval(
                 f"INSERT INTO {table} (id) VALUES ($1) ON CONFLICT (id) DO NOTHING RETURNING true",
@@ -301,12 +401,17 @@ class PostgresDocumentStore:
                 f"SELECT doc, positions FROM {table} WHERE id = $1 FOR UPDATE", doc_id
             )
             assert row is not None
-            positions = json.loads(row["positions"])
-            seen = positions.get(key)
-            if seen is not None and seen >= position.offset:
+            done = apply_guarded(
+                json.loads(row["doc"]),
+                json.loads(row["positions"]),
+                position,
+                update,
+                event_id,
+                inserted=bool(created),
+            )
+            if done is None:
                 return False
-            doc = apply_update(json.loads(row["doc"]), update, inserted=bool(created))
-            positions[key] = position.offset
+            doc, positions = done
             await conn.execute(
                 f"UPDATE {table} SET doc = $2::jsonb, positions = $3::jsonb, updated_at = now()"
                 " WHERE id = $1",
@@ -341,15 +446,19 @@ class PostgresDocumentStore:
                 for i in indexes:
                     change = changes[i]
                     doc, positions = state[change.doc_id]
-                    key = position_key(change.position)
-                    seen = positions.get(key)
-                    if seen is not None and seen >= change.position.offset:
-                        continue
                     # Only the first change of a document this call created sees an insert.
                     inserted = change.doc_id in created and change.doc_id not in changed
-                    doc = apply_update(doc, change.update, inserted=inserted)
-                    positions[key] = change.position.offset
-                    state[change.doc_id] = (doc, positions)
+                    done = apply_guarded(
+                        doc,
+                        positions,
+                        change.position,
+                        change.update,
+                        change.event_id,
+                        inserted=inserted,
+                    )
+                    if done is None:
+                        continue
+                    state[change.doc_id] = done
                     changed.add(change.doc_id)
                     applied[i] = True
                 if changed:
@@ -491,16 +600,51 @@ class MongoDocumentStore:
         if not indexes:
             await coll.create_index([("updated_at", ASCENDING)])
 
-    async def apply(self, collection: str, doc_id: str, position: Position, update: Update) -> bool:
-        """Update only if `_positions.<topic>:<partition>` is absent or below the offset."""
-        query, ops = _guarded_update(doc_id, position, update)
-        try:
-            result = await self._db[_checked_collection(collection)].update_one(
-                query, ops, upsert=True
+    async def apply(
+        self,
+        collection: str,
+        doc_id: str,
+        position: Position,
+        update: Update,
+        event_id: str | None = None,
+    ) -> bool:
+        """Update only if the position is new to the document and `_events.<id>` is absent.
+
+        With `$setIfNewer`, the filter first assumes every path's key wins (the only case
+        where the upsert may insert); if the document disagrees it is read and, unless a
+        guard fails, the change is sent again with the outcome observed per path.
+        """
+        coll = self._db[_checked_collection(collection)]
+        query, ops, newest = _guarded_update(doc_id, position, update, event_id)
+        wins = dict.fromkeys(newest, True)
+        for _ in range(len(newest) + 3):
+            try:
+                result = await coll.update_one(
+                    *_newest_update(query, ops, newest, wins), upsert=all(wins.values())
+                )
+                if result.matched_count or result.upserted_id is not None:
+                    return True
+            except DuplicateKeyError:
+                pass  # the document exists and did not match the filter
+            if not newest:
+                return False  # the document already saw this position or event
+            current = await coll.find_one(
+                {"_id": doc_id}, {POSITIONS_FIELD: 1, EVENTS_FIELD: 1, NEWEST_FIELD: 1}
             )
-        except DuplicateKeyError:
-            return False  # the document exists and already saw this position
-        return bool(result.matched_count or result.upserted_id is not None)
+            if current is None:
+                wins = dict.fromkeys(newest, True)
+                continue
+            seen = (current.get(POSITIONS_FIELD) or {}).get(position_key(position))
+            if (seen is not None and seen >= position.offset) or (
+                event_id is not None and event_id in (current.get(EVENTS_FIELD) or {})
+            ):
+                return False
+            stored = current.get(NEWEST_FIELD) or {}
+            wins = {
+                f: stored.get(newest_key(f)) is None or stored[newest_key(f)] < key
+                for f, (key, _) in newest.items()
+            }
+        raise DocumentStoreError(f"{collection}/{doc_id}: concurrent updates kept racing")
 
     async def apply_many(self, changes: Sequence[DocumentChange]) -> list[bool]:
         """Send one guarded upsert per change, in order.
@@ -512,12 +656,15 @@ class MongoDocumentStore:
         """
         for change in changes:
             _checked_collection(change.collection)
-        return [await self.apply(c.collection, c.doc_id, c.position, c.update) for c in changes]
+        return [
+            await self.apply(c.collection, c.doc_id, c.position, c.update, c.event_id)
+            for c in changes
+        ]
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         """Return the document or None."""
         found: Document | None = await self._db[_checked_collection(collection)].find_one(
-            {"_id": doc_id}, {"_positions": 0}
+            {"_id": doc_id}, dict.fromkeys(INTERNAL_FIELDS, 0)
         )
         return found
 
@@ -534,7 +681,9 @@ class MongoDocumentStore:
         order = [(f, ASCENDING if d >= 0 else DESCENDING) for f, d in sort]
         if not any(f == "_id" for f, _ in order):
             order.append(("_id", ASCENDING))
-        cursor = self._db[_checked_collection(collection)].find(query, {"_positions": 0})
+        cursor = self._db[_checked_collection(collection)].find(
+            query, dict.fromkeys(INTERNAL_FIELDS, 0)
+        )
         cursor = cursor.sort(order)
         if limit is not None:
             cursor = cursor.limit(int(limit))
@@ -571,27 +720,56 @@ class MongoDocumentStore:
 
 
 def _guarded_update(
-    doc_id: str, position: Position, update: Update
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Return the filter and update document of a position-guarded upsert."""
+    doc_id: str, position: Position, update: Update, event_id: str | None = None
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, tuple[str, Any]]]:
+    """Return the filter, update document and `$setIfNewer` entries of a guarded upsert."""
     unknown = set(update) - set(UPDATE_OPERATORS)
     if unknown:
         raise DocumentStoreError(f"unsupported update operators {sorted(unknown)}")
-    guard = f"_positions.{position_key(position)}"
+    guard = f"{POSITIONS_FIELD}.{position_key(position)}"
+    newest = {
+        field: _newest_entry(field, entry) for field, entry in update.get("$setIfNewer", {}).items()
+    }
     ops: dict[str, dict[str, Any]] = {
         op: {field: plain(value) for field, value in fields.items()}
         for op, fields in update.items()
-        if fields
+        if fields and op != "$setIfNewer"
     }
-    for fields in ops.values():
+    for fields in [*ops.values(), newest]:
         for field in fields:
             _path(field)
     ops.setdefault("$set", {})[guard] = position.offset
-    query = {
+    query: dict[str, Any] = {
         "_id": doc_id,
         "$or": [{guard: {"$exists": False}}, {guard: {"$lt": position.offset}}],
     }
-    return query, ops
+    if event_id is not None:
+        applied = f"{EVENTS_FIELD}.{_checked_event_id(event_id)}"
+        query[applied] = {"$exists": False}
+        ops["$set"][applied] = True
+    return query, ops, newest
+
+
+def _newest_update(
+    query: dict[str, Any],
+    ops: dict[str, dict[str, Any]],
+    newest: Mapping[str, tuple[str, Any]],
+    wins: Mapping[str, bool],
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Add to a guarded update each `$setIfNewer` path's expected outcome and its effect."""
+    if not newest:
+        return query, ops
+    conditions: list[dict[str, Any]] = []
+    sets = dict(ops.get("$set", {}))
+    for field, (key, value) in newest.items():
+        stored = f"{NEWEST_FIELD}.{newest_key(field)}"
+        if wins[field]:
+            conditions.append({"$or": [{stored: {"$exists": False}}, {stored: {"$lt": key}}]})
+            sets[field] = plain(value)
+            sets[stored] = key
+        else:
+            conditions.append({stored: {"$gte": key}})
+    return {**query, "$and": conditions}, {**ops, "$set": sets}
 
 
 # -- in memory ------------------------------------------------------------------------------
@@ -601,7 +779,7 @@ class InMemoryDocumentStore:
     """Keep documents in dicts (unit tests); same contract as the real adapters."""
 
     def __init__(self) -> None:
-        self._docs: dict[str, dict[str, tuple[Document, dict[str, int]]]] = {}
+        self._docs: dict[str, dict[str, tuple[Document, dict[str, Any]]]] = {}
         self._positions: dict[tuple[str, str, int], int] = {}
 
     @asynccontextmanager
@@ -613,20 +791,29 @@ class InMemoryDocumentStore:
         """Create the collection if missing."""
         self._docs.setdefault(_checked_collection(collection), {})
 
-    async def apply(self, collection: str, doc_id: str, position: Position, update: Update) -> bool:
-        """Apply unless the document already saw the position."""
+    async def apply(
+        self,
+        collection: str,
+        doc_id: str,
+        position: Position,
+        update: Update,
+        event_id: str | None = None,
+    ) -> bool:
+        """Apply unless the document already saw the position or the event."""
         docs = self._docs.setdefault(_checked_collection(collection), {})
-        doc, positions = docs.get(doc_id, ({}, {}))
-        key = position_key(position)
-        if positions.get(key, -1) >= position.offset:
+        doc, meta = docs.get(doc_id, ({}, {}))
+        done = apply_guarded(doc, meta, position, update, event_id, inserted=doc_id not in docs)
+        if done is None:
             return False
-        changed = apply_update(doc, update, inserted=doc_id not in docs)
-        docs[doc_id] = (changed, {**positions, key: position.offset})
+        docs[doc_id] = done
         return True
 
     async def apply_many(self, changes: Sequence[DocumentChange]) -> list[bool]:
         """Apply the changes one by one."""
-        return [await self.apply(c.collection, c.doc_id, c.position, c.update) for c in changes]
+        return [
+            await self.apply(c.collection, c.doc_id, c.position, c.update, c.event_id)
+            for c in changes
+        ]
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         """Return a copy of the document or None."""

@@ -63,4 +63,5 @@ class OpportunitiesProjection:
             return []
         fields.update(niche_id=p["niche_id"], updated_at=at)
         update = {"$set": fields, "$inc": {"events_applied": 1}}
-        return [DocumentChange(COLLECTION, p["niche_id"], position, update)]
+        event_id = str(event.envelope.event_id)
+        return [DocumentChange(COLLECTION, p["niche_id"], position, update, event_id)]

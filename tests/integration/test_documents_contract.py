@@ -211,3 +211,69 @@ class TestDocumentStoreContract:
             await store.apply_many([DocumentChange(C, "a", at(1), {"$push": {"l": 1}})])
         with pytest.raises(DocumentStoreError):
             await store.apply_many([DocumentChange("Bad-Name", "a", at(1), {"$set": {"v": 1}})])
+
+    async def test_an_event_id_applies_once_whatever_its_position(
+        self, store: DocumentStore
+    ) -> None:
+        update: Update = {"$inc": {"n": 1}, "$set": {"last": "first"}}
+        assert await store.apply(C, "a", at(5), update, "e-1") is True
+        again: Update = {"$inc": {"n": 1}, "$set": {"last": "again"}}
+        assert await store.apply(C, "a", at(9), again, "e-1") is False  # re-emitted later
+        assert await store.apply(C, "a", at(0, partition=1), again, "e-1") is False
+        assert await store.get(C, "a") == {"_id": "a", "n": 1, "last": "first"}
+        assert await store.apply(C, "a", at(10), {"$inc": {"n": 1}}, "e-2") is True
+        assert await store.apply(C, "a", at(10), {"$inc": {"n": 1}}, "e-3") is False  # position
+        assert await store.apply(C, "b", at(11), {"$inc": {"n": 1}}, "e-1") is True  # per doc
+        assert [(d["_id"], d["n"]) for d in await store.find(C)] == [("a", 2), ("b", 1)]
+
+    async def test_apply_many_skips_event_ids_seen_in_the_batch_or_before(
+        self, store: DocumentStore
+    ) -> None:
+        inc: Update = {"$inc": {"n": 1}}
+        first = [
+            DocumentChange(C, "a", at(1), inc, "e-1"),
+            DocumentChange(C, "a", at(2), inc, "e-1"),  # same batch, new offset
+            DocumentChange(C, "a", at(3), inc, "e-2"),
+            DocumentChange(C, "b", at(4), inc, "e-1"),
+        ]
+        async with store.batch() as tx:
+            assert await tx.apply_many(first) == [True, False, True, True]
+            await tx.save_position("p", T, 0, 5)
+        second = [
+            DocumentChange(C, "a", at(6), inc, "e-2"),  # another batch, new offset
+            DocumentChange(C, "a", at(0, partition=1), inc, "e-1"),
+            DocumentChange(C, "a", at(7), inc, "e-3"),
+            DocumentChange(C, "a", at(8), inc),  # no id: the position guard only
+        ]
+        assert await store.apply_many(second) == [False, False, True, True]
+        assert [(d["_id"], d["n"]) for d in await store.find(C)] == [("a", 4), ("b", 1)]
+        assert await store.get(C, "a") == {"_id": "a", "n": 4}
+
+    async def test_set_if_newer_keeps_the_newest_whatever_the_order(
+        self, store: DocumentStore
+    ) -> None:
+        def score(key: str, value: int) -> Update:
+            return {"$inc": {"n": 1}, "$setIfNewer": {"s.x%2Ey": [key, {"v": value}]}}
+
+        assert await store.apply(C, "a", at(1), score("2025-01-02|b", 2), "e-2")
+        assert await store.apply(C, "a", at(2), score("2025-01-01|z", 1), "e-1")  # older
+        assert await store.apply(C, "a", at(3), score("2025-01-02|a", 3), "e-3")  # tie: id
+        assert await store.get(C, "a") == {"_id": "a", "n": 3, "s": {"x%2Ey": {"v": 2}}}
+        assert await store.apply(C, "a", at(4), score("2025-01-02|c", 4), "e-4")
+        assert (await store.get(C, "a") or {})["s"] == {"x%2Ey": {"v": 4}}
+        # The other order, in one batch: the same document.
+        changes = [
+            DocumentChange(C, "b", at(5 + i), score(k, v), f"e-{v}")
+            for i, (k, v) in enumerate(
+                [("2025-01-02|c", 4), ("2025-01-02|a", 3), ("2025-01-01|z", 1), ("2025-01-02|b", 2)]
+            )
+        ]
+        assert await store.apply_many(changes) == [True] * 4
+        assert await store.get(C, "b") == {"_id": "b", "n": 4, "s": {"x%2Ey": {"v": 4}}}
+        assert [d["_id"] for d in await store.find(C, {"s.x%2Ey.v": 4})] == ["a", "b"]
+
+    async def test_rejects_malformed_set_if_newer(self, store: DocumentStore) -> None:
+        with pytest.raises(DocumentStoreError):
+            await store.apply(C, "a", at(1), {"$setIfNewer": {"s": {"v": 1}}})
+        with pytest.raises(DocumentStoreError):
+            await store.apply(C, "a", at(1), {"$inc": {"n": 1}}, "bad.id")

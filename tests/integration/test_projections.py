@@ -484,6 +484,98 @@ async def test_agent_tasks_document(doc_settings: Settings) -> None:
     assert t1["steps"][0]["ended_at"] == "2025-06-01T09:02:13.500Z"
 
 
+async def apply_with_reemissions(
+    settings: Settings, name: str, collection: str, events: Sequence[Event]
+) -> dict[str, dict[str, Any]]:
+    """Publish events with re-emissions (same ids, new offsets) in one batch, then in later ones.
+
+    Return the documents, checked unchanged by the later re-emissions.
+    """
+    publish(settings, [*events, *events])  # each event again at a later offset, same batch
+    await run_until_idle(settings, name, 2 * len(events))
+    first = await documents(settings, collection)
+    publish(settings, list(reversed(events)))  # again, in later batches, in another order
+    await run_until_idle(settings, name, len(events))
+    assert await documents(settings, collection) == first
+    return first
+
+
+def item_score(content_id: str, score: float, time: str) -> Event:
+    """Return a BiasScored of a campaign item scored at 2025-06-01 `time`."""
+    return example_event(
+        "BiasScored",
+        content_id=content_id,
+        campaign_id="mk-2031",
+        overall_score=score,
+        level="high",
+        envelope=at("2025-06-01", time),
+    )
+
+
+async def test_reemitted_events_count_once_in_campaigns(doc_settings: Settings) -> None:
+    events = [
+        example_event("CampaignPlanned", envelope=at("2025-06-01")),
+        item_score("mk-2031-ad-03", 0.9, "12:05:00"),  # the newest score arrives first
+        item_score("mk-2031-ad-03", 0.1, "12:01:00"),
+        example_event("CampaignScreened", envelope=at("2025-06-01", "12:06:00")),
+    ]
+    c = (await apply_with_reemissions(doc_settings, "campaigns", "campaigns", events))["mk-2031"]
+    assert c["events_applied"] == 4
+    score = c["item_scores"]["mk-2031-ad-03"]
+    assert (score["overall_score"], score["scored_at"]) == (0.9, "2025-06-01T12:05:00.000Z")
+    assert not {"_positions", "_events", "_newest"} & set(c)
+
+    # An older score in a later batch counts as applied but keeps the newest.
+    publish(doc_settings, [item_score("mk-2031-ad-03", 0.2, "12:00:00")])
+    await run_until_idle(doc_settings, "campaigns", 1)
+    c = (await documents(doc_settings, "campaigns"))["mk-2031"]
+    assert c["events_applied"] == 5 and c["item_scores"]["mk-2031-ad-03"]["overall_score"] == 0.9
+
+
+async def test_campaign_item_score_is_the_newest_whatever_the_arrival_order(
+    doc_settings: Settings,
+) -> None:
+    planned = example_event("CampaignPlanned", envelope=at("2025-06-01"))
+    old = item_score("mk-2031-ad-03", 0.1, "12:01:00")
+    new = item_score("mk-2031-ad-03", 0.9, "12:05:00")
+    tie = [item_score("mk-2031-social-01", s, "12:03:00") for s in (0.3, 0.4)]
+    winner = max(tie, key=lambda e: str(e.envelope.event_id))
+    publish(doc_settings, [planned, old, *tie])
+    await run_until_idle(doc_settings, "campaigns", 4)
+    publish(doc_settings, [new, *reversed(tie)])
+    await run_until_idle(doc_settings, "campaigns", 3)
+    c = (await documents(doc_settings, "campaigns"))["mk-2031"]
+    scores = c["item_scores"]
+    assert scores["mk-2031-ad-03"]["overall_score"] == 0.9
+    assert scores["mk-2031-social-01"]["overall_score"] == winner.payload["overall_score"]
+    assert c["events_applied"] == 5
+
+
+async def test_reemitted_events_count_once_in_opportunities(doc_settings: Settings) -> None:
+    events = [
+        example_event("NicheResearched", envelope=at("2025-06-01")),
+        example_event("OpportunityScored", envelope=at("2025-06-01", "12:00:01")),
+    ]
+    docs = await apply_with_reemissions(doc_settings, "opportunities", "opportunities", events)
+    o = docs["niche-ai-inventory-etsy"]
+    assert (o["events_applied"], o["band"], o["name"]) == (
+        2,
+        "very_good",
+        events[0].payload["name"],
+    )
+
+
+async def test_reemitted_events_count_once_in_agent_tasks(doc_settings: Settings) -> None:
+    events = [
+        example_event(
+            "AgentTaskCompleted", task_id="task-1", status=s, envelope=at("2025-06-01", t)
+        )
+        for s, t in (("in_progress", "09:01:00"), ("completed", "09:09:00"))
+    ]
+    docs = await apply_with_reemissions(doc_settings, "agent-tasks", "agent_tasks", events)
+    assert docs["task-1"]["events_applied"] == 2
+
+
 async def test_bias_daily_batches_equal_applying_one_by_one(
     isolated_settings: Settings, pg_schema: str
 ) -> None:

@@ -24,6 +24,7 @@ from projections.documents import (
     position_key,
 )
 from projections.model_usage import latency_bucket, percentile_from_histogram
+from projections.opportunities import OpportunitiesProjection
 from projections.rows import columns, latest_per_key
 from projections.runner import Backoff, Position, new_events, store_unavailable
 
@@ -194,3 +195,69 @@ async def test_batched_document_sink_equals_the_per_event_path() -> None:
         await AgentTasksProjection().apply(one_by_one, e, Position("t", 0, i))
     assert await batched.find("agent_tasks") == await one_by_one.find("agent_tasks")
     assert [d["events_applied"] for d in await batched.find("agent_tasks")] == [3, 3, 3, 3]
+
+
+@pytest.mark.parametrize(
+    "projection, events",
+    [
+        (
+            CampaignsProjection(),
+            [
+                example_event("CampaignPlanned"),
+                example_event("BiasScored", campaign_id="mk-2031", content_id="mk-2031-ad-03"),
+                example_event("CampaignScreened"),
+            ],
+        ),
+        (
+            OpportunitiesProjection(),
+            [example_event("NicheResearched"), example_event("OpportunityScored")],
+        ),
+        (
+            AgentTasksProjection(),
+            [example_event("AgentTaskCompleted"), example_event("AgentTaskCompleted")],
+        ),
+    ],
+    ids=["campaigns", "opportunities", "agent-tasks"],
+)
+async def test_document_sink_counts_a_reemitted_event_once(
+    projection: CampaignsProjection | OpportunitiesProjection | AgentTasksProjection,
+    events: list[Event],
+) -> None:
+    store = InMemoryDocumentStore()
+    sink = DocumentSink(projection, store)
+    # A restarted processor re-emits the same event ids at new offsets: same batch, then later.
+    first = [(i, e) for i, e in enumerate([*events, events[0]])]
+    await sink.apply_batch("t", 0, first)
+    (collection,) = projection.indexes
+    docs = await store.find(collection)
+    assert [d["events_applied"] for d in docs] == [len(events)]
+    later = [(len(first) + i, e) for i, e in enumerate(reversed(events))]
+    await sink.apply_batch("t", 0, later)
+    await sink.apply_batch("t", 1, [(0, events[-1])])  # another partition
+    assert await store.find(collection) == docs
+
+
+async def test_campaign_item_keeps_the_newest_bias_score_in_any_order() -> None:
+    def scored(score: float, time: str, event_id: str) -> Event:
+        return example_event(
+            "BiasScored",
+            campaign_id="mk-2031",
+            content_id="mk-2031-ad-03",
+            overall_score=score,
+            envelope={"occurred_at": f"2025-06-01T{time}Z", "event_id": event_id},
+        )
+
+    events = [
+        scored(0.1, "12:00:00.001", "00000000-0000-4000-8000-000000000009"),
+        scored(0.2, "12:00:00.002", "00000000-0000-4000-8000-000000000001"),
+        scored(0.3, "12:00:00.002", "00000000-0000-4000-8000-000000000002"),  # tie: id
+        scored(0.0, "11:59:59", "00000000-0000-4000-8000-000000000003"),
+    ]
+    for order in (events, list(reversed(events)), [events[2], events[0], events[3], events[1]]):
+        store = InMemoryDocumentStore()
+        sink = DocumentSink(CampaignsProjection(), store)
+        await sink.apply_batch("s", 0, list(enumerate(order)))
+        doc = await store.get("campaigns", "mk-2031")
+        assert doc is not None and doc["events_applied"] == 4
+        assert doc["item_scores"]["mk-2031-ad-03"]["overall_score"] == 0.3
+        assert doc["item_scores"]["mk-2031-ad-03"]["scored_at"] == "2025-06-01T12:00:00.002Z"
