@@ -240,9 +240,16 @@ def live_server(app: FastAPI, name: str, **options: Any) -> Iterator[str]:
 
     `options` go to `uvicorn.Config` (logging, lifespan). The config reconfigures uvicorn's
     loggers (`access_log=False` stops access records propagating), so they are restored after.
+    They are reset first, too: an earlier in-process uvicorn started with its default
+    `log_config` leaves `uvicorn.access` not propagating for the rest of the session, and a
+    `logging.config.dictConfig` elsewhere may have disabled them.
     """
-    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "uvicorn.access", "uvicorn.asgi")]
-    saved = [(lg, lg.level, lg.propagate, list(lg.handlers)) for lg in loggers]
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+    loggers = [logging.getLogger(n) for n in names]
+    saved = [(lg, lg.level, lg.propagate, list(lg.handlers), lg.disabled) for lg in loggers]
+    for lg in loggers:
+        lg.disabled = False
+        lg.propagate = True
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, **options)
@@ -258,10 +265,11 @@ def live_server(app: FastAPI, name: str, **options: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
-        for lg, level, propagate, handlers in saved:
+        for lg, level, propagate, handlers, disabled in saved:
             lg.setLevel(level)
             lg.propagate = propagate
             lg.handlers = handlers
+            lg.disabled = disabled
 
 
 def app_routes(routes: list[Any], kind: type[R]) -> Iterator[R]:

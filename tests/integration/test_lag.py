@@ -177,7 +177,9 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     """Run the API on a free port (lifespan included); yield its base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", log_config=None
+        )
     )
     task = asyncio.create_task(server.serve())
     try:
