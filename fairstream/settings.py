@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     campaign_processor_group: str = "fairstream-campaign-screening"
     campaign_screening_timeout_seconds: float = 300.0
     revenue_processor_group: str = "fairstream-revenue"
+    # Faust consumer session timeout (s): how long a dead worker holds its partitions.
+    processor_session_timeout_seconds: float = 60.0
 
     # Projections: PostgreSQL schema that holds the read models and their positions;
     # consumer groups are `<projection_group_prefix><projection name>`.

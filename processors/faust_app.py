@@ -36,6 +36,8 @@ def new_app(
         "topic_disable_leader": True,
         "web_enabled": False,
         "datadir": str(datadir),
+        "broker_session_timeout": settings.processor_session_timeout_seconds,
+        "broker_heartbeat_interval": min(3.0, settings.processor_session_timeout_seconds / 4),
     }
     options.update(overrides)
     return app_class(app_id, **options)

@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         postgres_outage_seconds=args.postgres_outage,
         scenarios=args.scenarios or SCENARIOS,
         settle_seconds=args.settle,
+        combine=args.combine,
+        session_timeout_seconds=args.session_timeout,
     )
     cache = args.cache_dir or (REPO_ROOT / ".stack" / "cache")
     # The fault stack's own ports, unless FAIRSTREAM_STACK_*_PORT / FAIRSTREAM_API_PORT say.
@@ -79,6 +81,17 @@ def register(subparsers: Any) -> None:
         "--postgres-outage", type=float, default=30.0, help="seconds PostgreSQL stays down"
     )
     parser.add_argument("--scenarios", type=_scenarios, help="comma-separated subset")
+    parser.add_argument(
+        "--combine",
+        action="store_true",
+        help="run kills, broker-restart and postgres-outage back to back in one pipeline",
+    )
+    parser.add_argument(
+        "--session-timeout",
+        type=float,
+        default=10.0,
+        help="Faust session timeout (s) of the pipelines' processors",
+    )
     parser.add_argument("--settle", type=float, default=15.0, help="quiet seconds that end a run")
     parser.add_argument("--stack-dir", type=Path, default=DEFAULT_STACK_DIR)
     parser.add_argument("--cache-dir", type=Path, help="Kafka jars and FerretDB build to reuse")

@@ -41,7 +41,9 @@ class Namespace:
         """Return the PostgreSQL schema of the read models."""
         return self.tag.replace("-", "_")
 
-    def settings(self, base: Settings, api_port: int) -> Settings:
+    def settings(
+        self, base: Settings, api_port: int, session_timeout_seconds: float = 10.0
+    ) -> Settings:
         """Return `base` moved into this namespace."""
         return base.model_copy(
             update={
@@ -58,6 +60,7 @@ class Namespace:
                 "analytics_grace_seconds": RUN_GRACE_SECONDS,
                 "campaign_screening_timeout_seconds": 10 * RUN_GRACE_SECONDS,
                 "api_port": api_port,
+                "processor_session_timeout_seconds": session_timeout_seconds,
             }
         )
 

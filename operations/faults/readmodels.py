@@ -61,7 +61,8 @@ KNOWN_DEFECTS: Mapping[str, str] = {
 }
 _ID_SEGMENT = re.compile(r"\.[a-z]+-[0-9a-f]{6,}(?=\.|$)")
 REL_TOLERANCE = 1e-4
-ABS_TOLERANCE = 1e-6
+# Scores are rounded to 6 decimals: a last-digit flip (1e-6) is noise, not a difference.
+ABS_TOLERANCE = 2e-6
 
 Row = dict[str, Any]
 Snapshot = dict[str, dict[str, Row]]

@@ -6,6 +6,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,14 +14,16 @@ from fairstream.stack.supervisor import ManagedProcess
 
 FS = str(Path(sys.executable).with_name("fairstream"))
 
-# Ports of the fault stack: away from the shared stack's defaults and from tests/run.sh.
+# Ports of the fault stack: away from the shared stack's defaults and from tests/run.sh,
+# and below the ephemeral range (32768-60999 here): while a broker is down, clients retrying
+# a port in that range can connect to themselves and hold it, and the broker cannot listen.
 DEFAULT_PORTS: Mapping[str, str] = {
-    "FAIRSTREAM_STACK_KAFKA_PORT": "39092",
-    "FAIRSTREAM_STACK_KAFKA_CONTROLLER_PORT": "39093",
-    "FAIRSTREAM_STACK_POSTGRES_PORT": "35433",
-    "FAIRSTREAM_STACK_REDIS_PORT": "36380",
-    "FAIRSTREAM_STACK_FERRETDB_PORT": "37017",
-    "FAIRSTREAM_API_PORT": "18080",
+    "FAIRSTREAM_STACK_KAFKA_PORT": "22092",
+    "FAIRSTREAM_STACK_KAFKA_CONTROLLER_PORT": "22093",
+    "FAIRSTREAM_STACK_POSTGRES_PORT": "22433",
+    "FAIRSTREAM_STACK_REDIS_PORT": "22380",
+    "FAIRSTREAM_STACK_FERRETDB_PORT": "22017",
+    "FAIRSTREAM_API_PORT": "22080",
 }
 
 
@@ -50,7 +53,16 @@ class FaultStack:
         args = ["up", "--brokers", str(brokers)]
         if only:
             args += ["--only", only]
-        self._run(*args)
+        # The ports lie in the ephemeral range: a client connection may hold one for a
+        # moment, and the component then fails to listen. Try again after a pause.
+        for attempt in range(3):
+            try:
+                self._run(*args)
+                return
+            except StackCommandError:
+                if attempt == 2:
+                    raise
+                time.sleep(3.0)
 
     def down(self, only: str | None = None) -> None:
         """Stop every component (or `only` some)."""

@@ -16,14 +16,15 @@ its partition's stream) with the pure `timeout_verdict`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 
 from events.codec import EventCodec
-from events.topics import topic_spec
+from events.topics import TopicSpec, apply_topics, topic_spec
 from fairstream.settings import Settings
 from processors.bias.scoring import thresholds_from_settings
 from processors.campaign.domain import overdue_campaigns
@@ -47,6 +48,38 @@ def changelog_topic_name(settings: Settings) -> str:
     return f"{settings.campaign_processor_group}-{TABLE_NAME}-changelog"
 
 
+class CampaignApp(faust.App):
+    """Declare the app's internal topics before its consumer first joins the group.
+
+    Faust declares them itself, but a consumer that joins before the new topics appear in
+    its metadata leaves them unassigned until the next rebalance (the screening agent then
+    never sees a record); creating them first, and waiting for their leaders, avoids that.
+    """
+
+    internal_topics: list[TopicSpec]
+    bootstrap: str
+
+    async def on_first_start(self) -> None:
+        """Create the missing internal topics, then start as usual."""
+        specs = list(self.internal_topics)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, apply_topics, self.bootstrap, specs)
+        await super().on_first_start()
+
+
+def internal_topic_specs(settings: Settings, partitions: int) -> list[TopicSpec]:
+    """Return the re-keyed input topic and the screening table's compacted changelog."""
+    return [
+        TopicSpec(name=internal_topic_name(settings), partitions=partitions),
+        TopicSpec(
+            name=changelog_topic_name(settings),
+            partitions=partitions,
+            retention_ms=-1,
+            cleanup_policy="compact",
+        ),
+    ]
+
+
 def timer_interval(timeout_seconds: float) -> float:
     """Return how often to scan for overdue screenings: a fifth of the timeout, 0.5..10 s."""
     return max(0.5, min(10.0, timeout_seconds / 5))
@@ -67,13 +100,19 @@ def create_app(settings: Settings, service: CampaignScreeningService | None = No
     """Create the Faust app: route both inputs by campaign, keep state in a table, time out."""
     service = service or build_service(settings)
     partitions = topic_spec("campaign.planned").partitions
-    app = new_app(
-        settings,
-        settings.campaign_processor_group,
-        # Only internal topics (the re-keyed input, the table changelog) are declared.
-        topic_allow_declare=True,
-        topic_partitions=partitions,
+    app = cast(
+        CampaignApp,
+        new_app(
+            settings,
+            settings.campaign_processor_group,
+            app_class=CampaignApp,
+            # Only internal topics (the re-keyed input, the table changelog) are declared.
+            topic_allow_declare=True,
+            topic_partitions=partitions,
+        ),
     )
+    app.internal_topics = internal_topic_specs(settings, partitions)
+    app.bootstrap = settings.kafka_bootstrap
 
     def raw_topic(name: str, **options: Any) -> faust.TopicT:
         return app.topic(

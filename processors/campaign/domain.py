@@ -183,10 +183,13 @@ def _model_version(state: State) -> str | None:
 
 
 def _flagged(state: State) -> list[dict[str, Any]]:
+    # In the plan's item order, not the order the scores arrived in (which a rebalance or a
+    # restart changes): the same scores always give the same verdict.
+    scores = state["scores"]
     return [
-        _flagged_entry(cid, state["items"][cid]["channel"], s)
-        for cid, s in state["scores"].items()
-        if is_flagged(s)
+        _flagged_entry(cid, item["channel"], scores[cid])
+        for cid, item in state["items"].items()
+        if cid in scores and is_flagged(scores[cid])
     ]
 
 
