@@ -9,6 +9,7 @@ from typing import Any, Protocol, cast
 
 import faust
 
+from events.topics import TopicSpec, apply_topics
 from fairstream.kafka_security import faust_security
 from fairstream.settings import Settings
 from processors.deadletter import OutgoingMessage, RawMessage
@@ -41,6 +42,26 @@ def new_app(
     }
     options.update(overrides)
     return app_class(app_id, **options)
+
+
+class InternalTopicsFirstApp(faust.App):
+    """Declare the app's internal topics before its consumer first joins the group.
+
+    Faust declares them itself, but a consumer that joins before the new topics appear in
+    its metadata leaves them unassigned until the next rebalance (an agent then never sees
+    a record); creating them first, and waiting for their leaders, avoids that. Set
+    `internal_topics` and `bootstrap` before the app starts.
+    """
+
+    internal_topics: list[TopicSpec]
+    bootstrap: str
+
+    async def on_first_start(self) -> None:
+        """Create the missing internal topics, then start as usual."""
+        specs = list(self.internal_topics)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, apply_topics, self.bootstrap, specs)
+        await super().on_first_start()
 
 
 def raw_message(message: Any) -> RawMessage:

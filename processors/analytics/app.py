@@ -47,7 +47,7 @@ from typing import Any, cast
 import faust
 
 from events.codec import EventCodec
-from events.topics import DAY_MS, TopicSpec, apply_topics
+from events.topics import DAY_MS, TopicSpec
 from fairstream.settings import Settings
 from processors.analytics.recovery import SeekFirstTableManager
 from processors.analytics.service import (
@@ -57,7 +57,7 @@ from processors.analytics.service import (
 )
 from processors.analytics.windows import WindowAggregator
 from processors.deadletter import OutgoingMessage
-from processors.faust_app import new_app, raw_message, send_and_wait
+from processors.faust_app import InternalTopicsFirstApp, new_app, raw_message, send_and_wait
 from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
 
 log = logging.getLogger(__name__)
@@ -91,25 +91,6 @@ class FaustTableWindowStore:
             del self._table[key]
 
 
-class AnalyticsApp(faust.App):
-    """Declare the app's internal topics before its consumer first joins the group.
-
-    Faust declares them itself, but a consumer that joins before the new topics appear in
-    its metadata leaves them unassigned until the next rebalance; creating them first
-    (and waiting for their leaders) avoids that.
-    """
-
-    internal_topics: list[TopicSpec]
-    bootstrap: str
-
-    async def on_first_start(self) -> None:
-        """Create the missing internal topics, then start as usual."""
-        specs = list(self.internal_topics)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, apply_topics, self.bootstrap, specs)
-        await super().on_first_start()
-
-
 def internal_topic_specs(settings: Settings) -> list[TopicSpec]:
     """Return the observations topic and the window table's compacted changelog."""
     group = settings.analytics_processor_group
@@ -141,11 +122,11 @@ def tick_interval(grace_seconds: float) -> float:
 def create_app(settings: Settings) -> faust.App:
     """Create the Faust app that aggregates analytics, model usage and bias scores in windows."""
     app = cast(
-        AnalyticsApp,
+        InternalTopicsFirstApp,
         new_app(
             settings,
             settings.analytics_processor_group,
-            app_class=AnalyticsApp,
+            app_class=InternalTopicsFirstApp,
             topic_allow_declare=True,
             topic_partitions=INTERNAL_PARTITIONS,
             TableManager=SeekFirstTableManager,

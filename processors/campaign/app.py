@@ -16,7 +16,6 @@ its partition's stream) with the pure `timeout_verdict`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any, cast
@@ -24,13 +23,13 @@ from typing import Any, cast
 import faust
 
 from events.codec import EventCodec
-from events.topics import TopicSpec, apply_topics, topic_spec
+from events.topics import TopicSpec, topic_spec
 from fairstream.settings import Settings
 from processors.bias.scoring import thresholds_from_settings
 from processors.campaign.domain import overdue_campaigns
 from processors.campaign.service import CampaignScreeningService
 from processors.deadletter import OutgoingMessage
-from processors.faust_app import new_app, raw_message, send_and_wait
+from processors.faust_app import InternalTopicsFirstApp, new_app, raw_message, send_and_wait
 from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
 
 log = logging.getLogger(__name__)
@@ -46,25 +45,6 @@ def internal_topic_name(settings: Settings) -> str:
 def changelog_topic_name(settings: Settings) -> str:
     """Return the changelog topic Faust keeps the screening table in."""
     return f"{settings.campaign_processor_group}-{TABLE_NAME}-changelog"
-
-
-class CampaignApp(faust.App):
-    """Declare the app's internal topics before its consumer first joins the group.
-
-    Faust declares them itself, but a consumer that joins before the new topics appear in
-    its metadata leaves them unassigned until the next rebalance (the screening agent then
-    never sees a record); creating them first, and waiting for their leaders, avoids that.
-    """
-
-    internal_topics: list[TopicSpec]
-    bootstrap: str
-
-    async def on_first_start(self) -> None:
-        """Create the missing internal topics, then start as usual."""
-        specs = list(self.internal_topics)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, apply_topics, self.bootstrap, specs)
-        await super().on_first_start()
 
 
 def internal_topic_specs(settings: Settings, partitions: int) -> list[TopicSpec]:
@@ -101,11 +81,11 @@ def create_app(settings: Settings, service: CampaignScreeningService | None = No
     service = service or build_service(settings)
     partitions = topic_spec("campaign.planned").partitions
     app = cast(
-        CampaignApp,
+        InternalTopicsFirstApp,
         new_app(
             settings,
             settings.campaign_processor_group,
-            app_class=CampaignApp,
+            app_class=InternalTopicsFirstApp,
             # Only internal topics (the re-keyed input, the table changelog) are declared.
             topic_allow_declare=True,
             topic_partitions=partitions,
