@@ -142,18 +142,8 @@ class DocumentProjection(Protocol):
 
 
 @runtime_checkable
-class BatchDocumentProjection(Protocol):
+class BatchDocumentProjection(DocumentProjection, Protocol):
     """Describe each event's effect as document changes, so a batch is written in bulk."""
-
-    name: str
-    event_types: tuple[str, ...]
-
-    @property
-    def indexes(self) -> Mapping[str, Sequence[str]]:
-        """Return the indexed fields per collection."""
-
-    async def apply(self, store: DocumentStore, event: Event, position: Position) -> None:
-        """Apply one event."""
 
     def changes(self, event: Event, position: Position) -> list[DocumentChange]:
         """Return the document changes of one event (none if it concerns no document)."""
