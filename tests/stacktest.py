@@ -234,6 +234,30 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+@asynccontextmanager
+async def serve_api(app: FastAPI) -> AsyncIterator[str]:
+    """Run the app with uvicorn on this event loop on a free port; yield its base URL.
+
+    `log_config=None`: uvicorn's default config would stop its loggers propagating to the
+    root logger for the rest of the test session.
+    """
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        assert server.started, "the API did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
 @contextmanager
 def live_server(app: FastAPI, name: str, **options: Any) -> Iterator[str]:
     """Serve the app with uvicorn in a thread on a free port; yield its base URL.

@@ -7,14 +7,13 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
-import uvicorn
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from stacktest import ARTIFACTS, free_port
+from stacktest import ARTIFACTS, serve_api
 
 from api.app import create_app
 from api.keys import PostgresApiKeyStore
@@ -126,28 +125,6 @@ def groups(stack_settings: Settings, test_id: str) -> Iterator[Groups]:
         created.delete()
 
 
-@contextlib.asynccontextmanager
-async def serve_api(settings: Settings) -> AsyncIterator[str]:
-    """Run the API on a free port; yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", log_config=None
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-
-
 async def test_lag_dashboard_in_chromium(
     isolated_settings: Settings, pg_schema: str, groups: Groups, test_id: str
 ) -> None:
@@ -174,7 +151,7 @@ async def test_lag_dashboard_in_chromium(
     finally:
         await conn.close()
 
-    async with serve_api(settings) as base, playwright_api.async_playwright() as pw:
+    async with serve_api(create_app(settings)) as base, playwright_api.async_playwright() as pw:
         await asyncio.sleep(6)  # let the windows fill so STOP and STALL develop
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

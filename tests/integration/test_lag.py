@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from stacktest import free_port, wait_for
+from stacktest import free_port, serve_api, wait_for
 
 from api.app import create_app
 from api.keys import PostgresApiKeyStore
@@ -172,28 +170,6 @@ def test_time_lag_is_measured_and_grows_for_a_stopped_consumer(
 # --- API, history and a real Prometheus -------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def serve_api(settings: Settings) -> AsyncIterator[str]:
-    """Run the API on a free port (lifespan included); yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", log_config=None
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "the API did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-
-
 @contextlib.contextmanager
 def run_prometheus(tmp: Path, target: str) -> Iterator[str]:
     """Start Debian's Prometheus scraping `target` every second; yield its URL."""
@@ -271,7 +247,7 @@ async def test_prometheus_scrapes_the_lag_and_history_survives_a_restart(
     key = await _key(api_settings)
     headers = {"X-API-Key": key}
     async with httpx.AsyncClient(timeout=10) as client:
-        async with serve_api(api_settings) as base:
+        async with serve_api(create_app(api_settings)) as base:
             assert (await client.get(f"{base}/v1/ops/lag")).status_code == 401
             target = base.removeprefix("http://")
             with run_prometheus(tmp_path, target) as prom:
@@ -327,7 +303,7 @@ async def test_prometheus_scrapes_the_lag_and_history_survives_a_restart(
             before_restart = max(point[0] for point in mine["history"])
 
         # A new API process reads the history its predecessor wrote.
-        async with serve_api(api_settings) as base:
+        async with serve_api(create_app(api_settings)) as base:
 
             async def collected() -> dict[str, Any] | None:
                 res = await client.get(
