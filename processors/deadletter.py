@@ -7,11 +7,15 @@ had none, so the failure can be found from the trace the input belonged to.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from events.catalog import dlq_topic
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from events.catalog import DLQ_SUFFIX, dlq_topic
 from events.tracecontext import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, from_headers
 
 
@@ -64,3 +68,133 @@ def dead_letter(
         value=message.value,
         headers=headers,
     )
+
+
+# The headers that name one dead-lettered source record.
+SOURCE_HEADERS = ("dlq_processor", "dlq_source_topic", "dlq_source_partition", "dlq_source_offset")
+
+Source = tuple[bytes, ...]
+
+
+def dead_letter_source(message: OutgoingMessage) -> Source | None:
+    """Return (processor, source topic, partition, offset) of a dead letter, else None."""
+    if not message.topic.endswith(DLQ_SUFFIX):
+        return None
+    headers = dict(message.headers)
+    if not all(h in headers for h in SOURCE_HEADERS):
+        return None
+    return tuple(bytes(headers[h]) for h in SOURCE_HEADERS)
+
+
+class DeadLetterLedger:
+    """Know which source records a dead-letter topic already holds.
+
+    A consumer that dies after it dead-lettered a record but before its position was
+    stored gets the record again; without this, the dead-letter topic would hold it
+    twice. Before dead letters are sent, the ledger reads their topics up to the current
+    end (from where it stopped last time) and `unsent` drops the ones already there. It
+    keeps the source of every dead letter it has read: dead-letter topics are small, and
+    reading is only done when there is something to dead-letter.
+    """
+
+    def __init__(self, config: Mapping[str, str]) -> None:
+        self._config = {
+            **config,
+            "group.id": "fairstream-dead-letter-ledger",
+            "enable.auto.commit": "false",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": "false",
+        }
+        self._consumer: Consumer | None = None
+        self._seen: dict[str, set[Source]] = {}
+        self._next: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def unsent(
+        self, messages: Sequence[OutgoingMessage], timeout: float = 30.0
+    ) -> list[OutgoingMessage]:
+        """Return `messages` without the dead letters whose topic already holds their source."""
+        sources = [dead_letter_source(m) for m in messages]
+        topics = {m.topic for m, s in zip(messages, sources, strict=True) if s is not None}
+        if not topics:
+            return list(messages)
+        with self._lock:
+            for topic in sorted(topics):
+                self._catch_up(topic, timeout)
+            out = []
+            batch: set[tuple[str, Source]] = set()
+            for message, source in zip(messages, sources, strict=True):
+                if source is not None:
+                    if source in self._seen[message.topic] or (message.topic, source) in batch:
+                        continue
+                    batch.add((message.topic, source))
+                out.append(message)
+            return out
+
+    def close(self) -> None:
+        """Close the ledger's consumer."""
+        with self._lock:
+            if self._consumer is not None:
+                self._consumer.close()
+                self._consumer = None
+
+    def _catch_up(self, topic: str, timeout: float) -> None:
+        seen = self._seen.setdefault(topic, set())
+        if self._consumer is None:
+            self._consumer = Consumer(self._config)
+        consumer = self._consumer
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return  # not created yet: it holds nothing
+        ends: dict[int, int] = {}
+        for p in meta.partitions:
+            low, high = _watermarks(consumer, TopicPartition(topic, p), timeout)
+            start = max(self._next.get((topic, p), low), low)
+            if start < high:
+                ends[p] = high
+                self._next[(topic, p)] = start
+        if not ends:
+            return
+        consumer.assign([TopicPartition(topic, p, self._next[(topic, p)]) for p in ends])
+        try:
+            idle = 0
+            while ends and idle < timeout:
+                records = consumer.consume(num_messages=500, timeout=1.0)
+                if not records:
+                    idle += 1
+                    continue
+                for record in records:
+                    if record.error() is not None:
+                        continue
+                    partition, offset = record.partition(), record.offset()
+                    if partition is None or offset is None:
+                        continue
+                    headers = dict(record.headers() or [])
+                    if all(h in headers for h in SOURCE_HEADERS):
+                        seen.add(tuple(_as_bytes(headers[h]) for h in SOURCE_HEADERS))
+                    self._next[(topic, partition)] = offset + 1
+                    if partition in ends and offset + 1 >= ends[partition]:
+                        del ends[partition]
+            if ends:
+                raise TimeoutError(f"could not read {topic} to its end within {timeout:.0f} s")
+        finally:
+            consumer.unassign()
+
+
+def _as_bytes(value: str | bytes | None) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value or b"")
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+    """Return a partition's low and high offsets, waiting out a leader election."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if not exc.args[0].retriable() and "leader" not in str(exc).lower():
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -10,19 +10,30 @@ from typing import Any, Protocol, cast
 import faust
 
 from events.topics import TopicSpec, apply_topics
-from fairstream.kafka_security import faust_security
+from fairstream.kafka_security import faust_security, librdkafka_security
 from fairstream.settings import Settings
-from processors.deadletter import OutgoingMessage, RawMessage
+from processors.commits import LowWatermarks, StrictCommitApp
+from processors.deadletter import (
+    DeadLetterLedger,
+    OutgoingMessage,
+    RawMessage,
+    dead_letter_source,
+)
 from processors.metrics import DEAD_LETTERED, EVENTS_PROCESSED
 
 log = logging.getLogger(__name__)
 
 
 def new_app(
-    settings: Settings, app_id: str, *, app_class: type[faust.App] = faust.App, **overrides: Any
+    settings: Settings,
+    app_id: str,
+    *,
+    app_class: type[faust.App] = StrictCommitApp,
+    **overrides: Any,
 ) -> faust.App:
-    """Create a Faust app: raw bytes on the wire (the codec owns Avro), acks=all, local state
-    under the stack directory, no web server; `overrides` win."""
+    """Create a Faust app: raw bytes on the wire (the codec owns Avro), acks=all, commits that
+    never pass an unprocessed record (`processors.commits`), local state under the stack
+    directory, no web server; `overrides` win."""
     datadir = settings.stack_dir / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
@@ -41,10 +52,15 @@ def new_app(
         "broker_heartbeat_interval": min(3.0, settings.processor_session_timeout_seconds / 4),
     }
     options.update(overrides)
-    return app_class(app_id, **options)
+    app = app_class(app_id, **options)
+    if isinstance(app, StrictCommitApp):
+        client = {"bootstrap.servers": settings.kafka_bootstrap, **librdkafka_security(settings)}
+        app.offsets = LowWatermarks(client)
+        app.dead_letter_ledger = DeadLetterLedger(client)
+    return app
 
 
-class InternalTopicsFirstApp(faust.App):
+class InternalTopicsFirstApp(StrictCommitApp):
     """Declare the app's internal topics before its consumer first joins the group.
 
     Faust declares them itself, but a consumer that joins before the new topics appear in
@@ -82,10 +98,16 @@ async def send_and_wait(app: faust.App, messages: Sequence[OutgoingMessage]) -> 
     """Produce every record, then wait until the broker acknowledged all of them.
 
     Callers ack their input events only after this returns, so an offset is committed
-    only once what it produced is durable. The producer is used directly: Faust's
-    Topic.send adds per-record bookkeeping (callbacks, FutureMessage) nobody here uses.
+    only once what it produced is durable. Dead letters the app's `dead_letter_ledger`
+    finds already written (by a predecessor that died before committing) are not sent.
+    The producer is used directly: Faust's Topic.send adds per-record bookkeeping
+    (callbacks, FutureMessage) nobody here uses.
     """
     producer = app.producer
+    ledger = app.dead_letter_ledger if isinstance(app, StrictCommitApp) else None
+    if ledger is not None and any(dead_letter_source(m) is not None for m in messages):
+        loop = asyncio.get_running_loop()
+        messages = await loop.run_in_executor(None, ledger.unsent, messages)
     pending = [
         await producer.send(m.topic, m.key, m.value, None, None, list(m.headers)) for m in messages
     ]

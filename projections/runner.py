@@ -33,9 +33,9 @@ from pymongo.errors import ConnectionFailure
 
 from events.codec import DecodeError, EventCodec, ValidationError
 from events.model import Event
-from fairstream.kafka_security import aiokafka_security
+from fairstream.kafka_security import aiokafka_security, librdkafka_security
 from fairstream.logs import log_batch
-from processors.deadletter import RawMessage, dead_letter
+from processors.deadletter import DeadLetterLedger, RawMessage, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,10 @@ class ProjectionRunner:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, **security, acks="all", enable_idempotence=True
         )
+        # A poison record dead-lettered just before a crash comes back: not twice to the DLQ.
+        self._dead_letters = DeadLetterLedger(
+            {"bootstrap.servers": bootstrap, **librdkafka_security()}
+        )
         # Next offset per partition as last stored; filters re-deliveries before decoding.
         self._next: dict[tuple[str, int], int] = {}
         self._backoff = backoff or Backoff()
@@ -429,6 +433,7 @@ class ProjectionRunner:
         finally:
             await self._consumer.stop()
             await self._producer.stop()
+            self._dead_letters.close()
         return self.stats
 
     async def _apply_partition_batch(
@@ -485,9 +490,11 @@ class ProjectionRunner:
                 error_type=type(exc).__name__,
                 processor=f"projection:{self.projection.name}",
             )
-            await self._producer.send_and_wait(
-                out.topic, value=out.value, key=out.key, headers=list(out.headers)
-            )
+            loop = asyncio.get_running_loop()
+            if await loop.run_in_executor(None, self._dead_letters.unsent, [out]):
+                await self._producer.send_and_wait(
+                    out.topic, value=out.value, key=out.key, headers=list(out.headers)
+                )
             self.stats.dead_lettered += 1
             APPLIED.labels(self.projection.name, "dead_lettered").inc()
             log.warning("dead-lettered %s:%d:%d: %s", *_where(record), exc)
