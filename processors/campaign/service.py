@@ -18,6 +18,7 @@ from typing import Any
 from events.catalog import topic_name
 from events.codec import DecodeError, EventCodec, ValidationError
 from events.model import Envelope, Event
+from events.tracecontext import TraceContext, parse_traceparent
 from processors.bias.scoring import DEFAULT_THRESHOLDS, Thresholds
 from processors.campaign.domain import (
     State,
@@ -31,7 +32,7 @@ from processors.campaign.domain import (
     timeout_verdict,
 )
 from processors.deadletter import OutgoingMessage, RawMessage, dead_letter
-from processors.mapping import decode_expected
+from processors.mapping import decode_expected, derived_trace
 
 # uuid5 over the CampaignPlanned event id: a re-delivered plan re-submits the same
 # ContentSubmitted ids and screens to the same CampaignScreened id.
@@ -48,6 +49,17 @@ def submitted_event_id(planned_event_id: str, content_id: str) -> uuid.UUID:
 def screened_event_id(planned_event_id: str) -> uuid.UUID:
     """Derive the CampaignScreened id from the CampaignPlanned event id."""
     return uuid.uuid5(CAMPAIGN_NAMESPACE, f"{planned_event_id}/screened")
+
+
+def _plan_trace(state: Mapping[str, Any]) -> TraceContext:
+    """Return the span of the campaign's CampaignPlanned, or a new trace if it had none."""
+    traceparent = state.get("traceparent")
+    if not traceparent:
+        return TraceContext.new()
+    try:
+        return parse_traceparent(traceparent, state.get("tracestate"))
+    except ValueError:
+        return TraceContext.new()
 
 
 def _millis(moment: datetime) -> datetime:
@@ -155,6 +167,10 @@ class CampaignScreeningService:
             occurred_at=env.occurred_at.isoformat(),
             now=now,
         )
+        if env.trace is not None:
+            # The plan's span: the screening it causes, however late, continues its trace.
+            fresh["traceparent"] = env.trace.traceparent
+            fresh["tracestate"] = env.trace.tracestate
         messages = self._submissions(event, fresh, planned_items(event.payload))
         verdict = complete_verdict(fresh)  # a campaign without items is approved at once
         if verdict is not None:
@@ -197,8 +213,9 @@ class CampaignScreeningService:
     # -- events ---------------------------------------------------------------------
 
     def screened_event(self, state: Mapping[str, Any], verdict: Verdict, now: float) -> Event:
-        """Build CampaignScreened: caused by the CampaignPlanned, in its correlation."""
+        """Build CampaignScreened: caused by the CampaignPlanned, in its correlation and trace."""
         envelope = Envelope(
+            trace=_plan_trace(state).child(),
             event_id=screened_event_id(state["planned_event_id"]),
             occurred_at=_millis(datetime.fromtimestamp(now, UTC)),
             source=self.name,
@@ -232,6 +249,7 @@ class CampaignScreeningService:
             subject=item.content_id,
             correlation_id=state["correlation_id"],
             causation_id=planned_id,
+            trace=derived_trace(planned.envelope),
         )
         payload = {
             "content_id": item.content_id,
