@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol, cast, runtime_checkable
 
 import asyncpg
@@ -38,6 +40,12 @@ from fairstream.logs import log_batch
 from processors.deadletter import DeadLetterLedger, RawMessage, dead_letter
 
 log = logging.getLogger(__name__)
+
+# How long an applied event id is remembered: a re-emission (a processor restarted before
+# it committed) follows its first emission within minutes; a week leaves room for a long
+# outage of a processor. Pruned at most once per LEDGER_PRUNE_SECONDS.
+LEDGER_RETENTION = timedelta(days=7)
+LEDGER_PRUNE_SECONDS = 3600.0
 
 APPLIED = Counter(
     "fairstream_projection_applied_total",
@@ -154,13 +162,34 @@ class ProjectionSink(Protocol):
 class PostgresSink:
     """Apply a PostgreSQL projection's batch and its position in one transaction."""
 
-    def __init__(self, projection: PostgresProjection, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        projection: PostgresProjection,
+        pool: asyncpg.Pool,
+        *,
+        ledger_retention: timedelta = LEDGER_RETENTION,
+        prune_every_seconds: float = LEDGER_PRUNE_SECONDS,
+    ) -> None:
         self.projection = projection
         self._pool = pool
         self._batched = isinstance(projection, BatchPostgresProjection)
         # Projections whose effect is not idempotent per event (counters) keep a ledger of
         # applied event ids, so an event re-published at a new offset counts once.
         self._ledger = bool(getattr(projection, "dedupe_event_ids", False))
+        self._ledger_retention = ledger_retention
+        self._prune_every = prune_every_seconds
+        self._pruned_at: float | None = None
+
+    async def prune_ledger(self) -> int:
+        """Forget the ledger's event ids recorded longer ago than the retention; return how many."""
+        status = await self._pool.execute(
+            "DELETE FROM projection_applied_events"
+            " WHERE projection = $1 AND recorded_at < now() - $2::interval",
+            self.projection.name,
+            self._ledger_retention,
+        )
+        self._pruned_at = time.monotonic()
+        return int(status.split()[-1])
 
     async def stored_positions(self) -> dict[tuple[str, int], int]:
         """Return the next offset to apply per (topic, partition), as stored with the rows."""
@@ -205,6 +234,12 @@ class PostgresSink:
                 partition,
                 next_offset,
             )
+        if self._ledger and (
+            self._pruned_at is None or time.monotonic() - self._pruned_at > self._prune_every
+        ):
+            pruned = await self.prune_ledger()
+            if pruned:
+                log.info("%s: pruned %d event ids from the ledger", self.projection.name, pruned)
         return BatchResult(next_offset, len(pending), skipped, duplicates)
 
     async def _record_event_ids(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 from confluent_kafka import Producer
+from stacktest import schema_pool
 
 from events.catalog import topic_name
 from events.codec import EventCodec
@@ -26,7 +28,8 @@ from fairstream.bootstrap import (
 from fairstream.settings import Settings
 from projections.bias_daily import PostgresBiasDailyProjection
 from projections.documents import DocumentStore
-from projections.runner import Position, RunStats
+from projections.model_usage import PostgresModelUsageProjection
+from projections.runner import Position, PostgresSink, RunStats
 
 pytestmark = pytest.mark.integration
 CODEC = EventCodec()
@@ -625,3 +628,28 @@ async def test_bias_daily_batches_equal_applying_one_by_one(
     assert len(one_by_one) == len(in_batches) > 0
     for a, b in zip(one_by_one, in_batches, strict=True):
         assert dict(a) == pytest.approx(dict(b), abs=1e-9)
+
+
+async def test_the_event_id_ledger_forgets_ids_past_its_retention(
+    settings: Settings, pg_schema: str
+) -> None:
+    async with schema_pool(settings, max_size=1) as pool:
+        sink = PostgresSink(
+            PostgresModelUsageProjection(), pool, ledger_retention=timedelta(hours=1)
+        )
+        await pool.execute(
+            "INSERT INTO projection_applied_events (projection, event_id, occurred_at, recorded_at)"
+            " VALUES ('model-usage', $1, '2020-01-01', now() - interval '2 hours'),"
+            " ('model-usage', $2, '2020-01-01', now()),"  # an old event, recorded just now
+            " ('other', $1, '2020-01-01', now() - interval '2 hours')",
+            uuid.UUID(int=1),
+            uuid.UUID(int=2),
+        )
+        assert await sink.prune_ledger() == 1
+        left = await pool.fetch(
+            "SELECT projection, event_id FROM projection_applied_events ORDER BY 1"
+        )
+    assert [(r["projection"], r["event_id"].int) for r in left] == [
+        ("model-usage", 2),
+        ("other", 1),
+    ]
