@@ -65,6 +65,8 @@ class SeekFirstRecovery(Recovery):
         self.tables.on_actives_ready()
         if not app.assignor.assigned_standbys():
             self.tables.on_standbys_ready()
+        app.on_rebalance_end()
+        self.log.info("Worker ready")
 
 
 class SeekFirstTableManager(TableManager):
