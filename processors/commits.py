@@ -165,24 +165,26 @@ class LowWatermarks:
 
     def __init__(self, config: Mapping[str, str]) -> None:
         self._config = {**config, "group.id": "fairstream-low-watermarks"}
-        self._consumer: Consumer | None = None
         self._lock = threading.Lock()
 
     def low_watermarks(self, tps: list[TP], timeout: float = 10.0) -> dict[TP, int]:
         """Return the earliest offset of each partition it could read."""
         with self._lock:
-            if self._consumer is None:
-                self._consumer = Consumer(self._config)
-            out = {}
-            for tp in tps:
-                try:
-                    low, _ = self._consumer.get_watermark_offsets(
-                        TopicPartition(tp.topic, tp.partition), timeout=timeout
-                    )
-                except KafkaException:
-                    continue  # asked again on the next round
-                out[tp] = int(low)
-            return out
+            # A client per call, closed after: see DeadLetterLedger.unsent.
+            consumer = Consumer(self._config)
+            try:
+                out = {}
+                for tp in tps:
+                    try:
+                        low, _ = consumer.get_watermark_offsets(
+                            TopicPartition(tp.topic, tp.partition), timeout=timeout
+                        )
+                    except KafkaException:
+                        continue  # asked again on the next round
+                    out[tp] = int(low)
+                return out
+            finally:
+                consumer.close()
 
 
 class StrictCommitApp(faust.App):

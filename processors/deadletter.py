@@ -105,7 +105,6 @@ class DeadLetterLedger:
             "auto.offset.reset": "earliest",
             "enable.partition.eof": "false",
         }
-        self._consumer: Consumer | None = None
         self._seen: dict[str, set[Source]] = {}
         self._next: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
@@ -119,8 +118,14 @@ class DeadLetterLedger:
         if not topics:
             return list(messages)
         with self._lock:
-            for topic in sorted(topics):
-                self._catch_up(topic, timeout)
+            # A client per call: none stays connected between the (rare) dead letters, so a
+            # dying broker cannot take the process down with it (confluentinc/librdkafka#5315).
+            consumer = Consumer(self._config)
+            try:
+                for topic in sorted(topics):
+                    self._catch_up(consumer, topic, timeout)
+            finally:
+                consumer.close()
             out = []
             batch: set[tuple[str, Source]] = set()
             for message, source in zip(messages, sources, strict=True):
@@ -131,18 +136,8 @@ class DeadLetterLedger:
                 out.append(message)
             return out
 
-    def close(self) -> None:
-        """Close the ledger's consumer."""
-        with self._lock:
-            if self._consumer is not None:
-                self._consumer.close()
-                self._consumer = None
-
-    def _catch_up(self, topic: str, timeout: float) -> None:
+    def _catch_up(self, consumer: Consumer, topic: str, timeout: float) -> None:
         seen = self._seen.setdefault(topic, set())
-        if self._consumer is None:
-            self._consumer = Consumer(self._config)
-        consumer = self._consumer
         meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if meta is None or meta.error is not None:
             return  # not created yet: it holds nothing

@@ -468,7 +468,6 @@ class ProjectionRunner:
         finally:
             await self._consumer.stop()
             await self._producer.stop()
-            self._dead_letters.close()
         return self.stats
 
     async def _apply_partition_batch(

@@ -1,7 +1,8 @@
 """Sample every consumer group's committed offsets, log-end offsets and oldest unconsumed record.
 
 Everything runs on confluent-kafka's AdminClient and one group-less Consumer (assign + seek,
-never a commit), so the collector neither joins nor creates a consumer group. Blocking: call it
+never a commit), both opened for one collection, so the collector neither joins nor creates
+a consumer group. Blocking: call it
 from a worker thread in async code.
 """
 
@@ -43,6 +44,10 @@ class Watermarks:
 class KafkaLagCollector:
     """Read the position of every consumer group on every partition it has committed on."""
 
+    # Open only while `collect` runs.
+    _admin: AdminClient
+    _reader: KafkaConsumer
+
     def __init__(
         self,
         bootstrap: str,
@@ -58,22 +63,20 @@ class KafkaLagCollector:
             **librdkafka_security(),
             "client.id": client_id,
         }
-        self._admin = AdminClient(common)
-        self._reader = KafkaConsumer(
-            {
-                **common,
-                # librdkafka needs a group.id, but the reader only assigns, seeks and reads:
-                # it never subscribes or commits, so the group never exists on the broker.
-                "group.id": READER_GROUP,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                # Committed offset below the log start (retention): the oldest unconsumed
-                # record is then the first one still in the log.
-                "auto.offset.reset": "earliest",
-                "fetch.max.bytes": 1_048_576,
-                "max.partition.fetch.bytes": 65_536,
-            }
-        )
+        self._common = common
+        self._reader_config: dict[str, str | int | float | bool] = {
+            **common,
+            # librdkafka needs a group.id, but the reader only assigns, seeks and reads:
+            # it never subscribes or commits, so the group never exists on the broker.
+            "group.id": READER_GROUP,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            # Committed offset below the log start (retention): the oldest unconsumed
+            # record is then the first one still in the log.
+            "auto.offset.reset": "earliest",
+            "fetch.max.bytes": 1_048_576,
+            "max.partition.fetch.bytes": 65_536,
+        }
         # (topic, partition, committed offset) -> timestamp (ms) of the record there.
         self._timestamps: dict[tuple[str, int, int], int] = {}
         # collect() may still run in a worker thread when its caller is cancelled: close()
@@ -82,18 +85,29 @@ class KafkaLagCollector:
         self._closed = False
 
     def close(self) -> None:
-        """Close the reader (waits for a collection in progress)."""
+        """Stop collecting (waits for a collection in progress)."""
         with self._mutex:
-            if not self._closed:
-                self._closed = True
-                self._reader.close()
+            self._closed = True
 
     def collect(self, only_group: str | None = None) -> list[GroupSample]:
-        """Return one sample per consumer group (or only `only_group`)."""
+        """Return one sample per consumer group (or only `only_group`).
+
+        The clients live for one collection only. librdkafka (2.16 here, reported against 2.8
+        as confluentinc/librdkafka#5315) can crash its process with a NULL dereference on
+        its main thread when a broker it is connected to dies; the API, which samples lag,
+        was seen to die that way when a cluster node was killed. Between collections no
+        connection is open, so a dying broker finds nothing to crash.
+        """
         with self._mutex:
             if self._closed:
                 return []
-            return self._collect(only_group)
+            self._admin = AdminClient(self._common)
+            self._reader = KafkaConsumer(self._reader_config)
+            try:
+                return self._collect(only_group)
+            finally:
+                self._reader.close()
+                del self._reader, self._admin
 
     def _collect(self, only_group: str | None) -> list[GroupSample]:
         groups = self._group_ids() if only_group is None else [only_group]

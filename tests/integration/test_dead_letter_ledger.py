@@ -26,33 +26,23 @@ def test_a_written_dead_letter_is_not_sent_again(
     plain = OutgoingMessage(source, b"k", b"v")
 
     before = _ledger(isolated_settings)
-    try:
-        assert before.unsent([first, plain]) == [first, plain]
-        producer = Producer({"bootstrap.servers": isolated_settings.kafka_bootstrap})
-        producer.produce(first.topic, first.value, first.key, headers=list(first.headers))
-        assert producer.flush(30) == 0
+    assert before.unsent([first, plain]) == [first, plain]
+    producer = Producer({"bootstrap.servers": isolated_settings.kafka_bootstrap})
+    producer.produce(first.topic, first.value, first.key, headers=list(first.headers))
+    assert producer.flush(30) == 0
 
-        # The predecessor's ledger and a fresh one (a restarted worker) both see it now.
-        after = _ledger(isolated_settings)
-        try:
-            for ledger in (before, after):
-                assert ledger.unsent([first, second, other_processor, plain]) == [
-                    second,
-                    other_processor,
-                    plain,
-                ]
-            # The same source twice in one batch is sent once.
-            assert after.unsent([second, second]) == [second]
-        finally:
-            after.close()
-    finally:
-        before.close()
+    # The predecessor's ledger and a fresh one (a restarted worker) both see it now.
+    after = _ledger(isolated_settings)
+    for ledger in (before, after):
+        assert ledger.unsent([first, second, other_processor, plain]) == [
+            second,
+            other_processor,
+            plain,
+        ]
+    # The same source twice in one batch is sent once.
+    assert after.unsent([second, second]) == [second]
 
 
 def test_a_missing_dead_letter_topic_holds_nothing(isolated_settings: Settings) -> None:
     letter = _letter(f"{isolated_settings.topic_prefix}never-created", 1)
-    ledger = _ledger(isolated_settings)
-    try:
-        assert ledger.unsent([letter]) == [letter]
-    finally:
-        ledger.close()
+    assert _ledger(isolated_settings).unsent([letter]) == [letter]
