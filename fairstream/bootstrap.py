@@ -34,7 +34,15 @@ from projections.migrate import checked_schema, migrate
 from projections.model_usage import PostgresModelUsageProjection
 from projections.opportunities import OpportunitiesProjection
 from projections.revenue import PostgresRevenueProjection
-from projections.runner import PostgresProjection, ProjectionRunner, RunStats
+from projections.runner import (
+    STORE_RETRIES,
+    STORE_UP,
+    Backoff,
+    PostgresProjection,
+    ProjectionRunner,
+    RunStats,
+    store_unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -260,14 +268,50 @@ async def active_database(settings: Settings, name: str) -> str:
 
 
 async def run_projection(
-    settings: Settings, name: str, stop: asyncio.Event | None = None
+    settings: Settings,
+    name: str,
+    stop: asyncio.Event | None = None,
+    backoff: Backoff | None = None,
 ) -> RunStats:
     """Migrate, then run one projection until stopped (SIGTERM/SIGINT or `stop`).
 
     A PostgreSQL projection writes into the schema `read_model_versions` names as active
     (the one `fairstream replay` switched the API to), or the live schema when none is named;
     a document projection on MongoDB writes into the database named as active the same way.
+    A store that cannot be reached at startup is waited for (capped exponential backoff,
+    `fairstream_projection_store_up` 0 meanwhile), as it is while running.
     """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    backoff = backoff or Backoff()
+    attempt = 0
+    while True:
+        try:
+            return await _run_projection_once(settings, name, stop)
+        except Exception as exc:
+            if not store_unavailable(exc) or stop.is_set():
+                raise
+            delay = backoff.delay(attempt)
+            attempt += 1
+            STORE_UP.labels(name).set(0)
+            STORE_RETRIES.labels(name).inc()
+            log.warning(
+                "projection %s: store unreachable at startup (%s: %s); retrying in %.1fs",
+                name,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return RunStats()
+
+
+async def _run_projection_once(settings: Settings, name: str, stop: asyncio.Event) -> RunStats:
     await apply_migrations(settings)
     only: list[str] | None = None
     if name in POSTGRES_PROJECTIONS:
@@ -277,11 +321,6 @@ async def run_projection(
         if database != settings.mongo_database:
             settings = settings.model_copy(update={"mongo_database": database})
             only = [name]
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     pool = await connect_pool(settings)
     store: DocumentStore | None = None
     try:

@@ -26,12 +26,12 @@ from test_projections import at, publish
 
 from events.model import Event
 from events.testing import example_event
-from fairstream.bootstrap import apply_migrations, build_codec, connect_pool
+from fairstream.bootstrap import apply_migrations, build_codec, connect_pool, run_projection
 from fairstream.settings import Settings
 from projections.agent_tasks import AgentTasksProjection
 from projections.documents import DocumentSink, MongoDocumentStore
 from projections.model_usage import PostgresModelUsageProjection
-from projections.runner import STORE_UP, Backoff, ProjectionRunner
+from projections.runner import STORE_RETRIES, STORE_UP, Backoff, ProjectionRunner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FS = str(Path(sys.executable).with_name("fairstream"))
@@ -287,3 +287,56 @@ async def test_agent_tasks_pause_while_ferretdb_is_down_and_resume_exactly(
     assert len(docs) == 200
     assert Counter(d["events_applied"] for d in docs) == Counter({3: 200})
     assert {d["status"] for d in docs} == {"completed"}
+
+
+async def test_a_projection_started_while_postgres_is_down_waits_for_it(
+    isolated_settings: Settings,
+    event_topics: list[str],
+    private_pg: PrivateStack,
+    test_id: str,
+) -> None:
+    settings = isolated_settings.model_copy(
+        update={
+            "postgres_dsn": SecretStr(private_pg.dsn),
+            "projection_group_prefix": f"t-{test_id}-proj-",
+        }
+    )
+    events = [usage(i) for i in range(40)]
+    publish(settings, events)
+    await asyncio.to_thread(private_pg.down, "postgres")
+    retries = STORE_RETRIES.labels("model-usage")
+    before = retries._value.get()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_projection(settings, "model-usage", stop, backoff=Backoff(initial=0.2, cap=1.0))
+    )
+    try:
+        for _ in range(20):  # about five seconds with nothing to connect to
+            await asyncio.sleep(0.25)
+            assert not task.done(), f"the projection exited: {task}"
+        assert retries._value.get() > before
+        assert STORE_UP.labels("model-usage")._value.get() == 0
+
+        await asyncio.to_thread(private_pg.up, "postgres")
+
+        async def requests() -> int:
+            conn = await asyncpg.connect(private_pg.dsn)
+            try:
+                value = await conn.fetchval(
+                    f'SELECT coalesce(sum(requests), 0) FROM "{settings.pg_schema}"'
+                    ".model_usage_daily"
+                )
+            finally:
+                await conn.close()
+            return int(value)
+
+        deadline = asyncio.get_running_loop().time() + 90
+        while not await _ge(requests, len(events)):
+            assert asyncio.get_running_loop().time() < deadline, "never applied"
+            assert not task.done(), f"the projection exited: {task}"
+            await asyncio.sleep(0.3)
+        assert STORE_UP.labels("model-usage")._value.get() == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert await requests() == len(events)
