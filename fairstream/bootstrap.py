@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import asyncpg
 import faust
+from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
 
 from events.catalog import topic_name
@@ -278,8 +279,8 @@ async def run_projection(
     A PostgreSQL projection writes into the schema `read_model_versions` names as active
     (the one `fairstream replay` switched the API to), or the live schema when none is named;
     a document projection on MongoDB writes into the database named as active the same way.
-    A store that cannot be reached at startup is waited for (capped exponential backoff,
-    `fairstream_projection_store_up` 0 meanwhile), as it is while running.
+    A store or Kafka that cannot be reached at startup is waited for (capped exponential
+    backoff; `fairstream_projection_store_up` 0 while the store is away), as while running.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -292,15 +293,22 @@ async def run_projection(
         try:
             return await _run_projection_once(settings, name, stop)
         except Exception as exc:
-            if not store_unavailable(exc) or stop.is_set():
+            if stop.is_set():
+                raise
+            if store_unavailable(exc):
+                what = "store"
+                STORE_UP.labels(name).set(0)
+                STORE_RETRIES.labels(name).inc()
+            elif isinstance(exc, KafkaConnectionError):
+                what = "Kafka"  # e.g. started while the broker restarts
+            else:
                 raise
             delay = backoff.delay(attempt)
             attempt += 1
-            STORE_UP.labels(name).set(0)
-            STORE_RETRIES.labels(name).inc()
             log.warning(
-                "projection %s: store unreachable at startup (%s: %s); retrying in %.1fs",
+                "projection %s: %s unreachable at startup (%s: %s); retrying in %.1fs",
                 name,
+                what,
                 type(exc).__name__,
                 exc,
                 delay,

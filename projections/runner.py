@@ -450,9 +450,15 @@ class ProjectionRunner:
 
     async def run(self, stop: asyncio.Event) -> RunStats:
         """Consume and apply until `stop` is set; return the counts."""
-        await self._producer.start()
-        self._consumer.subscribe(self._topics, listener=_SeekToStoredPositions(self))
-        await self._consumer.start()
+        try:
+            await self._producer.start()
+            self._consumer.subscribe(self._topics, listener=_SeekToStoredPositions(self))
+            await self._consumer.start()
+        except BaseException:
+            # Unreachable Kafka: close what started, so the caller may retry with a new runner.
+            await self._consumer.stop()
+            await self._producer.stop()
+            raise
         try:
             while not stop.is_set():
                 if self._store_down is not None:

@@ -340,3 +340,21 @@ async def test_a_projection_started_while_postgres_is_down_waits_for_it(
         stop.set()
         await asyncio.wait_for(task, 30)
     assert await requests() == len(events)
+
+
+async def test_a_projection_started_while_kafka_is_down_waits_for_it(
+    isolated_settings: Settings, pg_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = isolated_settings.model_copy(
+        update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"}  # nothing listens there
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_projection(settings, "model-usage", stop, backoff=Backoff(initial=0.2, cap=0.5))
+    )
+    await asyncio.sleep(4.0)
+    assert not task.done(), f"the projection exited: {task}"
+    stop.set()
+    stats = await asyncio.wait_for(task, 30)
+    assert stats.applied == 0
+    assert any("Kafka unreachable at startup" in r.getMessage() for r in caplog.records)
