@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, OperationFailure
 
 from events.codec import DecodeError, EventCodec, ValidationError
 from events.model import Event
@@ -74,9 +75,24 @@ STORE_UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# FerretDB relays its PostgreSQL's failures as command errors (pymongo OperationFailure):
+# a connection it could not open, or SQLSTATE class 08 (connection) / 57P (shutdown).
+_BACKEND_DOWN = re.compile(r"SQLSTATE (08|57P)|failed to connect to")
+# asyncpg reports a connection cut in the middle of an operation as interface errors.
+_CONNECTION_CUT = re.compile(
+    r"connection is closed|connection was closed|another operation .*is in progress"
+)
+
+
 def store_unavailable(exc: BaseException) -> bool:
     """Tell whether `exc` means the read-model store is unreachable (worth waiting for)."""
-    return isinstance(exc, STORE_UNAVAILABLE)
+    if isinstance(exc, STORE_UNAVAILABLE):
+        return True
+    if isinstance(exc, OperationFailure):
+        return bool(_BACKEND_DOWN.search(str(exc)))
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
+        return bool(_CONNECTION_CUT.search(str(exc)))
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -298,18 +298,19 @@ class FaultHarness:
                 self.report(f"[{name}] settle: {type(exc).__name__}: {exc}")
                 time.sleep(2.0)
                 continue
-            if now != last:
+            # Every group must have committed, but the metric windows' projection has nothing
+            # to read before the close phase.
+            groups_wanted = len(PROCESSOR_INPUTS) + len(PROJECTIONS) - (0 if close_phase else 1)
+            if now != last or behind > IDLE_LAG or groups < groups_wanted:
+                # Still moving, or still consuming however still the counts (a document
+                # update changes no row count): quiet starts only after this sample. Judged
+                # before `quiet`, so a sample that took long cannot count as quiet time.
                 last, stable_since = now, time.monotonic()
             quiet = time.monotonic() - stable_since
             matches = want is not None and all(now[1].get(k) == n for k, n in want.items())
             # Windows appear only once the restarted analytics worker has recovered its table
             # (a changelog of every window write): until then the count stays still at 0.
             waiting_for_windows = close_phase and now[1].get("metric_windows", 0) == 0
-            # Every group must have committed, but the metric windows' projection has nothing
-            # to read before the close phase.
-            groups_wanted = len(PROCESSOR_INPUTS) + len(PROJECTIONS) - (0 if close_phase else 1)
-            if behind > IDLE_LAG or groups < groups_wanted:
-                stable_since = time.monotonic()  # still consuming: not quiet, however still
             if (
                 time.monotonic() >= min_wait
                 and not waiting_for_windows

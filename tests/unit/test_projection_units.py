@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 
 from events.model import Event
 from events.testing import example_event
@@ -178,6 +178,32 @@ def test_store_unavailable_tells_outages_from_bugs() -> None:
     assert store_unavailable(AutoReconnect("gone"))
     assert not store_unavailable(asyncpg.exceptions.UniqueViolationError("dup"))
     assert not store_unavailable(ValueError("bad event"))
+
+
+def test_store_unavailable_reads_relayed_and_cut_connections() -> None:
+    # FerretDB relaying its PostgreSQL going down (messages as seen in the fault runs).
+    shutdown = OperationFailure(
+        "[msg_createindexes.go:155] FATAL: terminating connection due to administrator"
+        " command (SQLSTATE 57P01)"
+    )
+    refused = OperationFailure(
+        "[msg_find.go:344] failed to connect to `user=fairstream database=ferretdb`:"
+        " server error: FATAL: the database system is shutting down (SQLSTATE 57P03)"
+    )
+    assert store_unavailable(shutdown) and store_unavailable(refused)
+    assert not store_unavailable(OperationFailure("unknown operator: $setIfNewer"))
+    # asyncpg when PostgreSQL dies mid-transaction.
+    assert store_unavailable(
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        )
+    )
+    assert store_unavailable(
+        asyncpg.InterfaceError(
+            "cannot call Transaction.__aexit__(): the underlying connection is closed"
+        )
+    )
+    assert not store_unavailable(asyncpg.InterfaceError("the server expects 2 arguments"))
 
 
 async def test_batched_document_sink_equals_the_per_event_path() -> None:
