@@ -56,8 +56,10 @@ bench: deps ## Run every benchmark against the local stack; figures, JSON and PN
 	$(FS) bench
 
 FAULT_EVENTS ?= 100000
+# e.g. FAULT_FLAGS=--combine: kills, broker restart and PostgreSQL outage in one pipeline
+FAULT_FLAGS ?=
 faults: deps ## Kill services, restart Kafka, stop PostgreSQL under traffic on an own stack; check read models
-	$(FS) faults --events $(FAULT_EVENTS)
+	$(FS) faults --events $(FAULT_EVENTS) $(FAULT_FLAGS)
 
 clean: ## Remove the virtual environment and the local stack's state
 	-$(FS) stop
