@@ -26,6 +26,7 @@ from processors.campaign.domain import (
 )
 from processors.campaign.service import (
     CampaignScreeningService,
+    Step,
     screened_event_id,
     submitted_event_id,
 )
@@ -340,43 +341,49 @@ def test_unknown_campaign_scores_are_ignored(
     assert step.state is None and not step.messages and step.outcome == "unknown_campaign"
 
 
+def start(codec: EventCodec, service: CampaignScreeningService, plan: Event) -> Step:
+    """Route a CampaignPlanned to the internal topic and take the first step on it."""
+    routed = service.route(raw(codec, plan, service.planned_topic))
+    assert routed is not None
+    internal = RawMessage(INTERNAL, 0, 0, routed.key, routed.value, list(routed.headers))
+    started = service.step(internal, None, now=50.0)
+    assert started.state is not None and started.messages
+    return started
+
+
+def verdict_at_deadline(
+    codec: EventCodec, service: CampaignScreeningService, started: Step
+) -> TraceContext | None:
+    """Screen the campaign at its deadline (from the state alone); return the verdict's trace."""
+    check = service.deadline_check("mk-2031")
+    check_msg = RawMessage(INTERNAL, 0, 1, check.key, check.value, list(check.headers))
+    [out] = service.step(check_msg, started.state, now=50.0 + 31.0).messages
+    return codec.decode(out.value or b"", out.headers).envelope.trace
+
+
 def test_submissions_and_the_verdict_continue_the_plans_trace(
     codec: EventCodec, service: CampaignScreeningService
 ) -> None:
     plan = example_event("CampaignPlanned")
     plan_span = TraceContext.new()
     plan = Event(plan.type, dataclasses.replace(plan.envelope, trace=plan_span), plan.payload)
-    routed = service.route(raw(codec, plan, service.planned_topic))
-    assert routed is not None
-    internal = RawMessage(INTERNAL, 0, 0, routed.key, routed.value, list(routed.headers))
-    started = service.step(internal, None, now=50.0)
-    assert started.state is not None and started.messages
+    started = start(codec, service, plan)
     for message in started.messages:
         trace = codec.decode(message.value or b"", message.headers).envelope.trace
         assert trace is not None
         assert trace.trace_id == plan_span.trace_id and trace.span_id != plan_span.span_id
 
-    # The verdict comes from the state alone (here a deadline check), long after the plan.
-    check = service.deadline_check("mk-2031")
-    check_msg = RawMessage(INTERNAL, 0, 1, check.key, check.value, list(check.headers))
-    [out] = service.step(check_msg, started.state, now=50.0 + 31.0).messages
-    trace = codec.decode(out.value or b"", out.headers).envelope.trace
+    # The verdict comes from the state alone, long after the plan. On the wire a span names
+    # its trace and itself; its parent is the hop before it.
+    trace = verdict_at_deadline(codec, service, started)
     assert trace is not None
-    # On the wire a span names its trace and itself; its parent is the hop before it.
     assert trace.trace_id == plan_span.trace_id and trace.span_id != plan_span.span_id
 
 
 def test_a_plan_without_trace_gets_a_new_one_for_its_verdict(
     codec: EventCodec, service: CampaignScreeningService
 ) -> None:
-    plan = example_event("CampaignPlanned")
-    routed = service.route(raw(codec, plan, service.planned_topic))
-    assert routed is not None
-    internal = RawMessage(INTERNAL, 0, 0, routed.key, routed.value, list(routed.headers))
-    started = service.step(internal, None, now=50.0)
+    started = start(codec, service, example_event("CampaignPlanned"))
     assert started.state is not None and "traceparent" not in started.state
-    check = service.deadline_check("mk-2031")
-    check_msg = RawMessage(INTERNAL, 0, 1, check.key, check.value, list(check.headers))
-    [out] = service.step(check_msg, started.state, now=90.0).messages
-    trace = codec.decode(out.value or b"", out.headers).envelope.trace
+    trace = verdict_at_deadline(codec, service, started)
     assert trace is not None and trace.trace_id != "0" * 32
