@@ -35,7 +35,7 @@ from faust.types import TP
 from faust.utils.functional import consecutive_numbers
 from mode import Service
 
-from processors.deadletter import DeadLetterLedger
+from processors.deadletter import DeadLetterLedger, watermark_offsets
 
 HOLE_GRACE_SECONDS = 5.0
 
@@ -176,12 +176,12 @@ class LowWatermarks:
                 out = {}
                 for tp in tps:
                     try:
-                        low, _ = consumer.get_watermark_offsets(
-                            TopicPartition(tp.topic, tp.partition), timeout=timeout
+                        low, _ = watermark_offsets(
+                            consumer, TopicPartition(tp.topic, tp.partition), timeout
                         )
                     except KafkaException:
                         continue  # asked again on the next round
-                    out[tp] = int(low)
+                    out[tp] = low
                 return out
             finally:
                 consumer.close()

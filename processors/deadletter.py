@@ -143,7 +143,7 @@ class DeadLetterLedger:
             return  # not created yet: it holds nothing
         ends: dict[int, int] = {}
         for p in meta.partitions:
-            low, high = _watermarks(consumer, TopicPartition(topic, p), timeout)
+            low, high = watermark_offsets(consumer, TopicPartition(topic, p), timeout)
             start = max(self._next.get((topic, p), low), low)
             if start < high:
                 ends[p] = high
@@ -180,7 +180,7 @@ def _as_bytes(value: str | bytes | None) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value or b"")
 
 
-def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+def watermark_offsets(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
     """Return a partition's low and high offsets, waiting out a leader election."""
     deadline = time.monotonic() + timeout
     while True:
