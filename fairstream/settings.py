@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6380/0"
     mongo_url: str = "mongodb://127.0.0.1:27018/"
     mongo_database: str = "fairstream"
+    # Documents a MongoDB document projection writes at once (each in its own order).
+    mongo_write_concurrency: int = Field(default=16, ge=1)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

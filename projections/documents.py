@@ -26,11 +26,13 @@ several events wins whatever their arrival order:
 
 `apply_many` applies a batch's changes with the same guard and the same result as applying
 them one by one: a few statements per collection on PostgreSQL (rows locked once and
-rewritten together); on MongoDB one guarded upsert per change (see `MongoDocumentStore`).
+rewritten together); on MongoDB one guarded upsert per change, documents written concurrently (see
+`MongoDocumentStore`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import re
@@ -52,6 +54,8 @@ Document = dict[str, Any]
 Update = Mapping[str, Mapping[str, Any]]
 Filter = Mapping[str, Any]
 Sort = Sequence[tuple[str, int]]
+# A MongoDB guarded upsert: filter, update document and `$setIfNewer` paths (key, value).
+GuardedUpdate = tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, tuple[str, Any]]]
 
 UPDATE_OPERATORS = ("$set", "$setOnInsert", "$inc", "$unset", "$setIfNewer")
 # Internal bookkeeping fields of a document (never returned by `get`/`find`).
@@ -564,17 +568,20 @@ def _literal(field: str) -> str:
 class MongoDocumentStore:
     """Keep documents in MongoDB (or FerretDB) with a position guard in each document."""
 
-    def __init__(self, database: Any, client: Any | None = None) -> None:
+    def __init__(self, database: Any, client: Any | None = None, concurrency: int = 16) -> None:
+        if concurrency < 1:
+            raise DocumentStoreError(f"concurrency must be at least 1, got {concurrency}")
         self._db = database
         self._client = client
+        self._concurrency = concurrency
 
     @classmethod
-    def connect(cls, url: str, database: str) -> MongoDocumentStore:
+    def connect(cls, url: str, database: str, concurrency: int = 16) -> MongoDocumentStore:
         """Open a motor client on `url` and use `database`."""
         from motor.motor_asyncio import AsyncIOMotorClient
 
         client: Any = AsyncIOMotorClient(url, tz_aware=True)
-        return cls(client[database], client)
+        return cls(client[database], client, concurrency)
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[MongoDocumentStore]:
@@ -604,8 +611,22 @@ class MongoDocumentStore:
         where the upsert may insert); if the document disagrees it is read and, unless a
         guard fails, the change is sent again with the outcome observed per path.
         """
-        coll = self._db[_checked_collection(collection)]
-        query, ops, newest = _guarded_update(doc_id, position, update, event_id)
+        guarded = _guarded_update(doc_id, position, update, event_id)
+        return await self._apply_guarded(
+            _checked_collection(collection), doc_id, position, event_id, guarded
+        )
+
+    async def _apply_guarded(
+        self,
+        collection: str,
+        doc_id: str,
+        position: Position,
+        event_id: str | None,
+        guarded: GuardedUpdate,
+    ) -> bool:
+        """Send a guarded upsert until it applies or a guard refuses it."""
+        coll = self._db[collection]
+        query, ops, newest = guarded
         wins = dict.fromkeys(newest, True)
         for _ in range(len(newest) + 3):
             try:
@@ -637,19 +658,44 @@ class MongoDocumentStore:
         raise DocumentStoreError(f"{collection}/{doc_id}: concurrent updates kept racing")
 
     async def apply_many(self, changes: Sequence[DocumentChange]) -> list[bool]:
-        """Send one guarded upsert per change, in order.
+        """Send one guarded upsert per change: in order per document, documents concurrently.
 
-        Not a multi-update command: FerretDB 1.24 stopped answering (every client, until
-        restarted) under the SIGKILL restart test when a batch's upserts were sent as one
-        unordered `update` command, and it applies them one by one anyway, so a bulk write
-        gained nothing over this (bench/README.md).
+        Every change is checked before anything is sent. Not a multi-update command:
+        FerretDB 1.24 stopped answering (every client, until restarted) under the SIGKILL
+        restart test when a batch's upserts were sent as one unordered `update` command,
+        and it applies them one by one anyway (bench/README.md). Each upsert waits on a
+        few round trips (client, FerretDB, PostgreSQL), so up to `concurrency` documents
+        are written at once; each document's guard makes a partly applied batch safe to
+        re-apply.
         """
-        for change in changes:
-            _checked_collection(change.collection)
-        return [
-            await self.apply(c.collection, c.doc_id, c.position, c.update, c.event_id)
+        checked = [
+            (
+                _checked_collection(c.collection),
+                c.doc_id,
+                c.position,
+                c.event_id,
+                _guarded_update(c.doc_id, c.position, c.update, c.event_id),
+            )
             for c in changes
         ]
+        by_document: dict[tuple[str, str], list[int]] = {}
+        for i, (collection, doc_id, *_) in enumerate(checked):
+            by_document.setdefault((collection, doc_id), []).append(i)
+        results = [False] * len(checked)
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def apply_in_order(indexes: list[int]) -> None:
+            async with gate:
+                for i in indexes:
+                    results[i] = await self._apply_guarded(*checked[i])
+
+        outcomes = await asyncio.gather(
+            *(apply_in_order(ix) for ix in by_document.values()), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return results
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         """Return the document or None."""
@@ -711,7 +757,7 @@ class MongoDocumentStore:
 
 def _guarded_update(
     doc_id: str, position: Position, update: Update, event_id: str | None = None
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, tuple[str, Any]]]:
+) -> GuardedUpdate:
     """Return the filter, update document and `$setIfNewer` entries of a guarded upsert."""
     unknown = set(update) - set(UPDATE_OPERATORS)
     if unknown:
@@ -799,7 +845,10 @@ class InMemoryDocumentStore:
         return True
 
     async def apply_many(self, changes: Sequence[DocumentChange]) -> list[bool]:
-        """Apply the changes one by one."""
+        """Check every change, then apply them one by one."""
+        for c in changes:
+            _checked_collection(c.collection)
+            _guarded_update(c.doc_id, c.position, c.update, c.event_id)  # checks every path
         return [
             await self.apply(c.collection, c.doc_id, c.position, c.update, c.event_id)
             for c in changes
@@ -935,7 +984,9 @@ async def build_document_store(settings: Settings, pool: asyncpg.Pool | None) ->
     if kind == "memory":
         return InMemoryDocumentStore()
     if kind == "mongo":
-        return MongoDocumentStore.connect(settings.mongo_url, settings.mongo_database)
+        return MongoDocumentStore.connect(
+            settings.mongo_url, settings.mongo_database, settings.mongo_write_concurrency
+        )
     if kind == "postgres":
         if pool is None:
             raise DocumentStoreError("the postgres document store needs a PostgreSQL pool")

@@ -15,7 +15,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fairstream.stack.component import Component, file_lock, require_executable, run_checked
+from fairstream.stack.component import (
+    Component,
+    file_lock,
+    require_executable,
+    run_checked,
+    run_coroutine,
+)
 from fairstream.stack.config import FERRETDB_VERSION, RESOURCES_DIR, StackConfig
 from fairstream.stack.exceptions import ComponentError
 from fairstream.stack.supervisor import ManagedProcess
@@ -24,6 +30,7 @@ __all__ = ["FerretDBServer", "ensure_ferretdb_binary"]
 
 MODULE_DIR = RESOURCES_DIR / "ferretdb"
 MODULE_FILES = ("go.mod", "go.sum", "tools.go")
+ID_INDEX_SQL = MODULE_DIR / "id-index.sql"
 MAIN_PACKAGE = "github.com/FerretDB/FerretDB/cmd/ferretdb"
 VERSION_FILE = Path("vendor/github.com/FerretDB/FerretDB/build/version/version.txt")
 
@@ -187,9 +194,23 @@ class FerretDBServer(Component):
         return ports
 
     def prepare(self) -> None:
-        """Build the binary once and create the state directory."""
+        """Build the binary once, create the state directory and index `_id` lookups."""
         ensure_ferretdb_binary(self.config)
         (self.state_dir / "sqlite").mkdir(parents=True, exist_ok=True)
+        if self.config.ferretdb_backend == "postgresql":
+            run_coroutine(self._install_id_index())
+
+    async def _install_id_index(self) -> None:
+        """Run `id-index.sql` in FerretDB's database (PostgreSQL is up: it starts first)."""
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            self.config.postgres_dsn_for(self.config.ferretdb_database), timeout=10
+        )
+        try:
+            await conn.execute(ID_INDEX_SQL.read_text(encoding="utf-8"))
+        finally:
+            await conn.close()
 
     def probe(self) -> bool:
         """Send the MongoDB `ping` command."""

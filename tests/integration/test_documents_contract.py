@@ -206,6 +206,34 @@ class TestDocumentStoreContract:
         assert [d["n"] for d in await store.find(C, sort=[("_id", 1)])] == [3, 3, 3]
         assert await store.stored_positions("p") == {(T, 0): 9}
 
+    async def test_apply_many_keeps_each_documents_order_across_many(
+        self, store: DocumentStore
+    ) -> None:
+        # More documents than the MongoDB adapter writes at once, each with several changes:
+        # a change applied before an earlier one of its document would fail its guard.
+        changes = [
+            DocumentChange(C, f"d{i % 40}", at(i), {"$set": {"last": i}, "$inc": {"n": 1}})
+            for i in range(200)
+        ]
+        changes.insert(100, DocumentChange(C, "d3", at(3), {"$inc": {"n": 50}}))  # re-sent
+        expected = [True] * 201
+        expected[100] = False
+        assert await store.apply_many(changes) == expected
+        docs = await store.find(C, sort=[("_id", 1)])
+        assert len(docs) == 40
+        assert all(d["n"] == 5 and d["last"] == 160 + int(d["_id"][1:]) for d in docs), docs
+
+    async def test_apply_many_checks_every_change_before_writing(
+        self, store: DocumentStore
+    ) -> None:
+        changes = [
+            DocumentChange(C, "a", at(1), {"$set": {"v": 1}}),
+            DocumentChange(C, "b", at(2), {"$push": {"l": 1}}),
+        ]
+        with pytest.raises(DocumentStoreError):
+            await store.apply_many(changes)
+        assert await store.find(C) == []
+
     async def test_apply_many_rejects_unsupported_updates(self, store: DocumentStore) -> None:
         with pytest.raises(DocumentStoreError):
             await store.apply_many([DocumentChange(C, "a", at(1), {"$push": {"l": 1}})])

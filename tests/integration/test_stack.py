@@ -192,6 +192,42 @@ def test_ferretdb_crud_and_indexes(stack: LocalStack) -> None:
         client.close()
 
 
+async def test_ferretdb_id_lookups_use_an_index(stack: LocalStack) -> None:
+    import asyncpg
+    from pymongo import MongoClient
+
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        stack.config.mongo_url, serverSelectionTimeoutMS=10_000
+    )
+    database = _unique("stack_test").replace("-", "_")
+    try:
+        client[database]["docs"].insert_many([{"_id": f"d{i}", "n": i} for i in range(300)])
+        assert client[database]["docs"].find_one({"_id": "d7"}) == {"_id": "d7", "n": 7}
+        assert [i["name"] for i in client[database]["docs"].list_indexes()] == ["_id_"]
+        conn = await asyncpg.connect(
+            stack.config.postgres_dsn_for(stack.config.ferretdb_database), timeout=10
+        )
+        try:
+            table = await conn.fetchval(
+                "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename LIKE 'docs%'",
+                database,
+            )
+            await conn.execute("SET enable_seqscan = off")  # a table this small may scan
+            # The statement FerretDB 1.24 sends for a pushed-down `_id` equality.
+            plan = await conn.fetch(
+                f'EXPLAIN SELECT _jsonb FROM "{database}"."{table}" WHERE _jsonb->$1 @> $2',
+                "_id",
+                '"d7"',
+            )
+        finally:
+            await conn.close()
+        text = "\n".join(r[0] for r in plan)
+        assert f"{table[:50]}_fs_id_gin" in text, text
+    finally:
+        client.drop_database(database)
+        client.close()
+
+
 @pytest.fixture
 def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
     """Yield a stack of its own (tmp state dir, shared download cache); stop and purge it."""
