@@ -108,8 +108,8 @@ class ServiceFleet:
         """SIGKILL a service and start it again."""
         proc = self.processes[name]
         self._expected_down.add(name)
+        self.kills[name] += 1  # first: a probe that lost its request sees the kill
         proc.kill()
-        self.kills[name] += 1
         proc.start()
         self._expected_down.discard(name)
 

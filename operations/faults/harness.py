@@ -379,9 +379,13 @@ class FaultHarness:
                 if n == 0:
                     result.failures.append(f"reference read model {model} is empty")
                     result.failure_kinds.append("harness")
-        bad = {s: n for s, n in result.api_statuses.items() if s.startswith("5") and s != "503"}
+        bad = {
+            s: n
+            for s, n in result.api_statuses.items()
+            if (s.startswith("5") and s != "503") or s == "error"
+        }
         if bad:
-            result.failures.append(f"API answered {bad} during the outage")
+            result.failures.append(f"API answered {bad} during the outage (error: no answer)")
             result.failure_kinds.append("api")
         if result.api_503_without_retry_after:
             result.failures.append(
@@ -505,7 +509,7 @@ class _Injector(threading.Thread):
             time.sleep(plan.broker_down_seconds)
             stack.up(stack.brokers, "kafka")
         elif action.kind == "postgres-outage":
-            probe = ApiProbe(self.api_url, self.api_key)
+            probe = ApiProbe(self.api_url, self.api_key, api_kills=lambda: self.fleet.kills["api"])
             stack.stop_postgres()
             probe.start()
             time.sleep(plan.postgres_outage_seconds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -13,12 +13,24 @@ PROBED_PATHS: tuple[str, ...] = ("/v1/bias/results", "/v1/agent-tasks", "/v1/usa
 
 
 class ApiProbe:
-    """Poll read-model routes in a thread; count status codes and 503s without Retry-After."""
+    """Poll read-model routes in a thread; count status codes and 503s without Retry-After.
 
-    def __init__(self, base_url: str, api_key: str, paths: Sequence[str] = PROBED_PATHS) -> None:
+    A request with no answer counts as `api-down` when nothing listened (connection
+    refused) or the API was killed while it waited (`api_kills` moved); otherwise as
+    `error`, a request the running API failed to answer.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        paths: Sequence[str] = PROBED_PATHS,
+        api_kills: Callable[[], int] = lambda: 0,
+    ) -> None:
         self._url = base_url
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._paths = list(paths)
+        self._api_kills = api_kills
         self.statuses: Counter[str] = Counter()
         self.unavailable_without_retry_after = 0
         self._stop = threading.Event()
@@ -29,7 +41,7 @@ class ApiProbe:
         self._thread.start()
 
     def stop(self) -> dict[str, int]:
-        """Stop polling; return the counts by status (`error` for no answer)."""
+        """Stop polling; return the counts by status (`api-down` or `error` for no answer)."""
         self._stop.set()
         self._thread.join(30)
         return dict(self.statuses)
@@ -40,10 +52,14 @@ class ApiProbe:
             while not self._stop.is_set():
                 path = self._paths[i % len(self._paths)]
                 i += 1
+                kills = self._api_kills()
                 try:
                     r = client.get(path, params={"limit": 5})
+                except httpx.ConnectError:
+                    self.statuses["api-down"] += 1
                 except httpx.HTTPError:
-                    self.statuses["error"] += 1
+                    killed = self._api_kills() != kills
+                    self.statuses["api-down" if killed else "error"] += 1
                 else:
                     self.statuses[str(r.status_code)] += 1
                     if r.status_code == 503 and "retry-after" not in r.headers:
