@@ -142,6 +142,59 @@ PROCESSORS: dict[str, str] = {
 }
 
 
+def wait_for_kafka(
+    settings: Settings,
+    service: str,
+    backoff: Backoff | None = None,
+    give_up_after: float | None = None,
+) -> int:
+    """Block until Kafka answers a bootstrap (metadata) request; return the retries it took.
+
+    A Faust worker that cannot bootstrap exits, so a processor started while the broker
+    restarts would die; it waits here first instead (capped exponential backoff, a warning
+    per retry). Runs on an event loop of its own, leaving the one Faust will use alone.
+    Raise KafkaConnectionError once `give_up_after` seconds have passed, if given.
+    """
+    from aiokafka.client import AIOKafkaClient
+
+    from fairstream.kafka_security import aiokafka_security
+
+    backoff = backoff or Backoff()
+    loop = asyncio.new_event_loop()
+    started = loop.time()
+
+    async def bootstrap() -> None:
+        client = AIOKafkaClient(
+            bootstrap_servers=settings.kafka_bootstrap, **aiokafka_security(settings)
+        )
+        try:
+            await client.bootstrap()
+        finally:
+            await client.close()
+
+    try:
+        attempt = 0
+        while True:
+            try:
+                loop.run_until_complete(bootstrap())
+                return attempt
+            except KafkaConnectionError as exc:
+                delay = backoff.delay(attempt)
+                waited = loop.time() - started
+                if give_up_after is not None and waited + delay > give_up_after:
+                    raise
+                attempt += 1
+                log.warning(
+                    "%s: Kafka unreachable at startup (%s); retrying in %.1fs",
+                    service,
+                    exc,
+                    delay,
+                )
+                loop.run_until_complete(asyncio.sleep(delay))
+    finally:
+        loop.close()
+
+
 def build_processor_app(settings: Settings, name: str) -> faust.App:
     """Create the Faust app of the named processor."""
     if name == "bias":

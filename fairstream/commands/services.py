@@ -17,7 +17,12 @@ def run_processor(args: argparse.Namespace) -> int:
     """Run a Faust processor worker until stopped."""
     import faust
 
-    from fairstream.bootstrap import build_processor_app, configure_service_logging, serve_metrics
+    from fairstream.bootstrap import (
+        build_processor_app,
+        configure_service_logging,
+        serve_metrics,
+        wait_for_kafka,
+    )
 
     settings = load_settings()
     if args.model:
@@ -25,6 +30,7 @@ def run_processor(args: argparse.Namespace) -> int:
     configure_service_logging(settings, f"processor-{args.name}")
     app = build_processor_app(settings, args.name)
     serve_metrics(settings)  # after the app (and the bias model) is built: probes wait for it
+    wait_for_kafka(settings, f"processor-{args.name}")  # else a restarting broker kills it
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, override_logging=False)
     worker.spinner = None  # no terminal spinner: its escape codes would break the log lines
     worker.execute_from_commandline()
