@@ -261,6 +261,7 @@ class FaultHarness:
             snapshot = {k: rows for source in (pg, docs) for k, rows in source.snapshot().items()}
             result.snapshot = snapshot
             result.delivery = asyncio.run(pg.delivery_async())
+            result.unexpected_exits = dict(fleet.unexpected_exits)
             self._check(result, settings, security, poison, expected)
         finally:
             fleet.stop_all()
@@ -387,6 +388,9 @@ class FaultHarness:
         if bad:
             result.failures.append(f"API answered {bad} during the outage (error: no answer)")
             result.failure_kinds.append("api")
+        if result.unexpected_exits:
+            result.failures.append(f"services exited on their own: {result.unexpected_exits}")
+            result.failure_kinds.append("exit")
         if result.api_503_without_retry_after:
             result.failures.append(
                 f"{result.api_503_without_retry_after} API 503s without Retry-After"
