@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         postgres_outage_seconds=args.postgres_outage,
         scenarios=args.scenarios or SCENARIOS,
         settle_seconds=args.settle,
+        settle_timeout_seconds=args.settle_timeout,
         combine=args.combine,
         session_timeout_seconds=args.session_timeout,
     )
@@ -93,6 +94,11 @@ def register(subparsers: Any) -> None:
         help="Faust session timeout (s) of the pipelines' processors",
     )
     parser.add_argument("--settle", type=float, default=15.0, help="quiet seconds that end a run")
+    parser.add_argument(
+        "--settle-timeout",
+        type=float,
+        help="seconds a pipeline may take to settle (default: 1800 + 0.02 per event)",
+    )
     parser.add_argument("--stack-dir", type=Path, default=DEFAULT_STACK_DIR)
     parser.add_argument("--cache-dir", type=Path, help="Kafka jars and FerretDB build to reuse")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
