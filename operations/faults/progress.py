@@ -54,10 +54,19 @@ class GroupLag:
         self._stem = stem
 
     def total(self) -> tuple[int, int]:
-        """Return the summed lag of the groups whose id starts with the namespace's stem, and
-        how many such groups have committed offsets (a group still starting up shows none)."""
+        """Return the namespace's lag and how many of its groups have committed offsets.
+
+        The lag counts the groups whose id starts with the namespace's stem. Lag on the
+        pipeline's own topics (`<stem>.<topic>`) counts in full; only on internal topics
+        (the analytics processor's clock ticks) may up to IDLE_LAG records stay behind, so
+        a source record still unread (a poison record not yet dead-lettered) keeps it
+        unsettled: the result is above IDLE_LAG whenever any of them lags.
+        """
         samples = [s for s in self._collector.collect() if s.group.startswith(self._stem)]
-        lag = sum(max(0, p.lag) for s in samples for p in s.partitions)
+        partitions = [p for s in samples for p in s.partitions]
+        sources = sum(max(0, p.lag) for p in partitions if p.topic.startswith(f"{self._stem}."))
+        internal = sum(max(0, p.lag) for p in partitions) - sources
+        lag = internal + (IDLE_LAG + sources if sources else 0)
         return lag, sum(1 for s in samples if s.partitions)
 
     def close(self) -> None:

@@ -203,6 +203,9 @@ def create_app(settings: Settings) -> faust.App:
             await send_all(outcome.messages)
             table[position_key] = message.offset + 1
             if outcome.dead_lettered:
+                log.warning(
+                    "dead-lettered %s:%d:%d", message.topic, message.partition, message.offset
+                )
                 DEAD_LETTERED.labels(service.name, "undecodable").inc()
                 EVENTS_PROCESSED.labels(service.name, "unknown", "dead_lettered").inc()
             else:
