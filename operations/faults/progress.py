@@ -53,21 +53,18 @@ class GroupLag:
         self._collector = KafkaLagCollector(bootstrap, client_id=f"{stem}lag")
         self._stem = stem
 
-    def total(self) -> tuple[int, int]:
-        """Return the namespace's lag and how many of its groups have committed offsets.
+    def total(self) -> tuple[int, int, int]:
+        """Return the namespace's lag on its own topics, on internal topics, and how many of
+        its groups have committed offsets (a group still starting up shows none).
 
-        The lag counts the groups whose id starts with the namespace's stem. Lag on the
-        pipeline's own topics (`<stem>.<topic>`) counts in full; only on internal topics
-        (the analytics processor's clock ticks) may up to IDLE_LAG records stay behind, so
-        a source record still unread (a poison record not yet dead-lettered) keeps it
-        unsettled: the result is above IDLE_LAG whenever any of them lags.
+        Only groups whose id starts with the namespace's stem count; its own topics are
+        `<stem>.<topic>`, the rest (changelogs, the analytics clock ticks) internal.
         """
         samples = [s for s in self._collector.collect() if s.group.startswith(self._stem)]
         partitions = [p for s in samples for p in s.partitions]
         sources = sum(max(0, p.lag) for p in partitions if p.topic.startswith(f"{self._stem}."))
         internal = sum(max(0, p.lag) for p in partitions) - sources
-        lag = internal + (IDLE_LAG + sources if sources else 0)
-        return lag, sum(1 for s in samples if s.partitions)
+        return sources, internal, sum(1 for s in samples if s.partitions)
 
     def close(self) -> None:
         """Close the collector."""
