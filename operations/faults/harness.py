@@ -293,7 +293,7 @@ class FaultHarness:
             fleet.watch()
             try:
                 counts = {k: n for source in sources for k, n in source.counts().items()}
-                sources_behind, behind, groups = lag.total()
+                behind, groups = lag.total()
                 now = (progress.end_offsets(), counts)
             except Exception as exc:  # a store still coming back: keep waiting
                 self.report(f"[{name}] settle: {type(exc).__name__}: {exc}")
@@ -302,9 +302,7 @@ class FaultHarness:
             # Every group must have committed, but the metric windows' projection has nothing
             # to read before the close phase.
             groups_wanted = len(PROCESSOR_INPUTS) + len(PROJECTIONS) - (0 if close_phase else 1)
-            # A source record still unread (a poison record not yet dead-lettered) keeps the
-            # pipeline unsettled; internal topics may keep the analytics clock ticks behind.
-            if now != last or sources_behind or behind > IDLE_LAG or groups < groups_wanted:
+            if now != last or behind > IDLE_LAG or groups < groups_wanted:
                 # Still moving, or still consuming however still the counts (a document
                 # update changes no row count): quiet starts only after this sample. Judged
                 # before `quiet`, so a sample that took long cannot count as quiet time.
@@ -322,7 +320,7 @@ class FaultHarness:
                     or quiet >= (self.plan.settle_seconds if want is None else UNMATCHED_QUIET)
                 )
             ):
-                self.report(f"[{name}] settled (internal lag {behind}): {now[1]}")
+                self.report(f"[{name}] settled (lag {behind}): {now[1]}")
                 return
             time.sleep(2.0)
         self.report(f"[{name}] did not settle within {self.plan.timeout_seconds:.0f}s")

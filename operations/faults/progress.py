@@ -53,18 +53,12 @@ class GroupLag:
         self._collector = KafkaLagCollector(bootstrap, client_id=f"{stem}lag")
         self._stem = stem
 
-    def total(self) -> tuple[int, int, int]:
-        """Return the namespace's lag on its own topics, on internal topics, and how many of
-        its groups have committed offsets (a group still starting up shows none).
-
-        Only groups whose id starts with the namespace's stem count; its own topics are
-        `<stem>.<topic>`, the rest (changelogs, the analytics clock ticks) internal.
-        """
+    def total(self) -> tuple[int, int]:
+        """Return the summed lag of the groups whose id starts with the namespace's stem, and
+        how many such groups have committed offsets (a group still starting up shows none)."""
         samples = [s for s in self._collector.collect() if s.group.startswith(self._stem)]
-        partitions = [p for s in samples for p in s.partitions]
-        sources = sum(max(0, p.lag) for p in partitions if p.topic.startswith(f"{self._stem}."))
-        internal = sum(max(0, p.lag) for p in partitions) - sources
-        return sources, internal, sum(1 for s in samples if s.partitions)
+        lag = sum(max(0, p.lag) for s in samples for p in s.partitions)
+        return lag, sum(1 for s in samples if s.partitions)
 
     def close(self) -> None:
         """Close the collector."""
