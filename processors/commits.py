@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import faust
+from aiokafka.structs import TopicPartition as AIOKafkaTP
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
@@ -95,9 +96,28 @@ class StrictCommitConsumer(AIOKafkaConsumer):
         return offset
 
     async def perform_seek(self) -> None:
-        """Seek to the committed offsets; forget the floors of the last assignment."""
+        """Seek to the committed offsets, or to the earliest where none (or 0) is committed.
+
+        Faust seeks with aiokafka's `seek_to_committed`, which leaves a partition without a
+        committed offset wherever the fetcher got to. Records fetched before a rebalance and
+        cleared from the stream queues with it were then never read again: in the reduced
+        fault run, no analytics worker started after it was written ever read the only
+        record of a `model.usage` partition.
+        """
         await super().perform_seek()
         self._floor = {}
+        topics = self.app.topics
+        fresh = [
+            tp
+            for tp in self.assignment()
+            if not self._committed_offset[tp] and topics.acks_enabled_for(tp.topic)
+        ]
+        for tp in fresh:
+            self._read_offset[tp] = None
+        if fresh:
+            await self._thread.seek_to_beginning(
+                *(AIOKafkaTP(tp.topic, tp.partition) for tp in fresh)
+            )
 
     def _unknown_floors(self) -> list[TP]:
         topics = self.app.topics

@@ -10,9 +10,11 @@ the seek; records processed before the seek are delivered again, which the windo
 aggregator's event-id memory absorbs.
 
 Measured with records already waiting when a restarted worker starts: Faust's order
-skipped records in 6 of 6 runs, this order in 2 of 6. It narrows the race, it does not
-remove it; whether Faust later commits past the skipped records (losing them) or
-re-delivers them on the next rebalance was not established.
+skipped records in 6 of 6 runs, this order in 2 of 6. The seek is what reads a skipped
+record again, so it must move every partition: `StrictCommitConsumer.perform_seek` sends a
+partition with no committed offset back to its earliest record (aiokafka's
+`seek_to_committed` leaves it where the fetcher got to, which lost the only record of a
+partition in the reduced fault run).
 """
 
 from __future__ import annotations
