@@ -169,7 +169,8 @@ def projection_figures(r: Mapping[str, Any]) -> list[Figure]:
         if "copy_rows_per_s" in raw:
             ref = Side("asyncpg copy_records_to_table", raw["copy_rows_per_s"], "rows/s")
         else:
-            ref = Side("motor bulk_write (FerretDB)", raw["bulk_write_rows_per_s"], "docs/s")
+            how = f", {raw['reference']}" if "reference" in raw else ""
+            ref = Side(f"motor bulk_write{how} (FerretDB)", raw["bulk_write_rows_per_s"], "docs/s")
         out.append(
             _rate(name, Side(f"projection {name}", p["projection"]["events_per_s"], "ev/s"), ref)
         )
