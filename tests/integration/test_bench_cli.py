@@ -1,7 +1,8 @@
 """`fairstream bench --quick --only publish` writes both sides, the ratio, and the plots.
 
 Speed is never asserted: only that the figures exist, are positive and are consistent.
-The bias and e2e readers are checked on hand-made script output, without the stack.
+The bias, e2e and projection readers are checked on hand-made script output, without
+the stack.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fairstream.commands.bench import (
     format_figure,
     plot_benchmark,
     plot_summary,
+    projection_figures,
 )
 from fairstream.settings import Settings
 
@@ -136,3 +138,30 @@ def test_e2e_figures_carry_the_achieved_poll_interval() -> None:
         assert figure.lower_is_better
         assert figure.details["poll_gap_mean_ms"] == 51.0
         assert figure.details["poll_gap_p99_ms"] == 70.0
+
+
+def test_the_document_projection_is_compared_with_the_faster_bulk_write() -> None:
+    source = {
+        "projections": {
+            "agent-tasks": {
+                "projection": {"events_per_s": 210.0},
+                "raw": {
+                    "rows": 3000,
+                    "concurrency": 16,
+                    "bulk_write_sequential_rows_per_s": 70.0,
+                    "bulk_write_concurrent_rows_per_s": 200.0,
+                    "bulk_write_rows_per_s": 200.0,
+                    "reference": "16 at once",
+                },
+            },
+            "bias-results": {
+                "projection": {"events_per_s": 10.0},
+                "raw": {"copy_rows_per_s": 40.0},
+            },
+        }
+    }
+    document, table = projection_figures(source)
+    assert document.reference.name == "motor bulk_write, 16 at once (FerretDB)"
+    assert document.ratio == pytest.approx(210.0 / 200.0)
+    assert table.reference.name == "asyncpg copy_records_to_table"
+    assert table.ratio == pytest.approx(0.25)
