@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from events.catalog import DLQ_SUFFIX, dlq_topic
 from events.tracecontext import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, from_headers
@@ -180,15 +180,33 @@ def _as_bytes(value: str | bytes | None) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value or b"")
 
 
+# Errors a restarting broker causes before the client's metadata knows the partition again.
+TRANSIENT_WATERMARK_ERRORS = frozenset(
+    {
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
 def watermark_offsets(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
-    """Return a partition's low and high offsets, waiting out a leader election."""
+    """Return a partition's low and high offsets, waiting out a leader election or a restart."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
             return int(low), int(high)
         except KafkaException as exc:
-            if not exc.args[0].retriable() and "leader" not in str(exc).lower():
+            error = exc.args[0]
+            transient = (
+                error.retriable()
+                or error.code() in TRANSIENT_WATERMARK_ERRORS
+                or "leader" in str(exc).lower()
+            )
+            if not transient:
                 raise
             if time.monotonic() > deadline:
                 raise

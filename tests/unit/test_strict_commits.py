@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
 from fairstream.settings import Settings
 from processors.commits import StrictCommitApp, StrictCommitConsumer, next_commit
+from processors.deadletter import watermark_offsets
 from processors.faust_app import new_app
 
 
@@ -50,3 +54,31 @@ def test_new_app_uses_the_strict_consumer(tmp_path: Path) -> None:
     app = new_app(Settings(stack_dir=tmp_path), "strict-commit-test")
     assert isinstance(app, StrictCommitApp)
     assert isinstance(app.consumer, StrictCommitConsumer)
+
+
+class _RestartingBroker:
+    """Answer watermark requests like a client whose broker restarts: errors, then offsets."""
+
+    def __init__(self, errors: list[int]) -> None:
+        self.errors = errors
+        self.calls = 0
+
+    def get_watermark_offsets(self, tp: object, timeout: float) -> tuple[int, int]:
+        self.calls += 1
+        if self.errors:
+            raise KafkaException(KafkaError(self.errors.pop(0)))
+        return 3, 9
+
+
+def test_watermarks_wait_out_a_broker_restart() -> None:
+    client = _RestartingBroker([KafkaError._UNKNOWN_PARTITION, KafkaError._TRANSPORT])
+    tp = TopicPartition("t", 0)
+    assert watermark_offsets(client, tp, timeout=5.0) == (3, 9)  # type: ignore[arg-type]
+    assert client.calls == 3
+
+
+def test_watermarks_raise_a_lasting_error_at_once() -> None:
+    client = _RestartingBroker([KafkaError.TOPIC_AUTHORIZATION_FAILED])
+    with pytest.raises(KafkaException):
+        watermark_offsets(client, TopicPartition("t", 0), timeout=5.0)  # type: ignore[arg-type]
+    assert client.calls == 1
