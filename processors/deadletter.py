@@ -197,7 +197,8 @@ def watermark_offsets(consumer: Consumer, tp: TopicPartition, timeout: float) ->
     deadline = time.monotonic() + timeout
     while True:
         try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            left = max(0.1, deadline - time.monotonic())  # all tries share `timeout`
+            low, high = consumer.get_watermark_offsets(tp, timeout=left)
             return int(low), int(high)
         except KafkaException as exc:
             error = exc.args[0]
