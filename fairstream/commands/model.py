@@ -1,4 +1,4 @@
-"""`fairstream model train|verify`: rebuild the bias models in models/ and check committed ones."""
+"""`fairstream model train|verify|compare-heads`: rebuild, check and compare the bias models."""
 
 from __future__ import annotations
 
@@ -38,6 +38,12 @@ def register(subparsers: Any) -> None:
             help="embedding cache (default: .stack/cache under the repo; never committed)",
         )
         p.set_defaults(func=func)
+    compare = sub.add_parser(
+        "compare-heads",
+        help="compare stereotype heads on the quality model's encoder (validation split only)",
+    )
+    compare.add_argument("--data-dir", type=Path, default=None, help="data folder")
+    compare.set_defaults(func=_compare_heads)
 
 
 def _kinds(choice: str) -> list[str]:
@@ -85,6 +91,19 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"{check.status:10s} {check.file} {check.detail}".rstrip())
         failed = failed or check.status in ("different", "missing")
     return 1 if failed else 0
+
+
+def _compare_heads(args: argparse.Namespace) -> int:
+    from processors.bias.training.pipeline import SEED, default_data_dir, prepare
+    from processors.bias.training.variants import compare_on_splits
+
+    data = prepare(args.data_dir or default_data_dir())
+    results = compare_on_splits(data.splits, SEED, lambda m: print(m, file=sys.stderr))
+    print("| head (stereotype yes/no) | validation macro-F1 | threshold |")
+    print("|---|---|---|")
+    for r in results:
+        print(f"| {r.name} | {r.validation_macro_f1:.4f} | {r.threshold} |")
+    return 0
 
 
 def _relative(path: Path) -> str:
