@@ -4,8 +4,11 @@ For each model (fast, quality) it measures, in the same run:
 - raw: onnxruntime alone on prepared feeds, same model and batch size;
 - processor: events/s through `fairstream processor bias` (a real worker on the local
   Kafka): a backlog of ContentSubmitted is published while the worker is stopped, then the
-  worker starts and the rate is taken over the BiasScored records it produces (first to last
-  record timestamp), so start-up and rebalancing are not counted;
+  worker starts and the rate is taken over the BiasScored records it produces after its
+  first take (see `steady_rate`), so start-up and rebalancing are not counted;
+- floor: the same on `faust_passthrough.py`, a worker with the bias app's options and batch
+  size that copies each record to a topic of its own and does nothing else: the most a
+  Faust processor reaches here, so floor / raw bounds the processor's ratio;
 - latency: p50 / p99 from publish to BiasScored at a fixed moderate rate.
 Prints both sides and the ratio; writes bench/results/bias_throughput.json.
 """
@@ -13,6 +16,7 @@ Prints both sides and the ratio; writes bench/results/bias_throughput.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -33,6 +37,7 @@ from events.topics import apply_topics, topic_specs
 from fairstream.bootstrap import build_scorer
 from fairstream.kafka_security import librdkafka_security
 from fairstream.settings import Settings, load_settings
+from processors.bias.app import ROUNDS_PER_TAKE
 from producers.generator import TrafficGenerator
 from producers.publisher import KafkaEventPublisher
 
@@ -49,8 +54,13 @@ def texts(count: int, seed: int) -> list[str]:
 
 
 def raw_rate(settings: Settings, kind: str, sample: list[str], batch: int) -> float:
-    """Return texts/s of onnxruntime alone on prepared feeds of `batch` texts."""
-    scorer: Any = build_scorer(settings, kind)
+    """Return texts/s of onnxruntime alone on prepared feeds of `batch` texts.
+
+    Always with the default session threads (both cores here): the reference is the
+    model at its fastest, whatever the worker under test is configured with.
+    """
+    default = settings.model_copy(update={"bias_intra_op_threads": None})
+    scorer: Any = build_scorer(default, kind)
     feeds = [scorer.prepare_inputs(sample[i : i + batch]) for i in range(0, len(sample), batch)]
     scorer.run_raw(feeds[0])  # warm-up
     started = time.perf_counter()
@@ -146,14 +156,18 @@ def _env(settings: Settings, kind: str) -> dict[str, str]:
         FAIRSTREAM_BIAS_BATCH_MAX=str(settings.bias_batch_max),
         FAIRSTREAM_BIAS_BATCH_WAIT_MS=str(settings.bias_batch_wait_ms),
     )
+    if settings.bias_intra_op_threads is not None:
+        env["FAIRSTREAM_BIAS_INTRA_OP_THREADS"] = str(settings.bias_intra_op_threads)
     return env
 
 
 class Worker:
-    """Run `fairstream processor bias` as a subprocess."""
+    """Run `fairstream processor bias` (or another worker command) as a subprocess."""
 
-    def __init__(self, settings: Settings, kind: str, log: Path) -> None:
-        self._argv = [FS, "processor", "bias"]
+    def __init__(
+        self, settings: Settings, kind: str, log: Path, argv: list[str] | None = None
+    ) -> None:
+        self._argv = argv or [FS, "processor", "bias"]
         self._env = _env(settings, kind)
         self._log = log
         self._proc: subprocess.Popen[bytes] | None = None
@@ -183,10 +197,11 @@ class Worker:
 
 
 class Outputs:
-    """Read BiasScored records from a given offset on, with their timestamps."""
+    """Read BiasScored (or `topic`) records from a given offset on, with their timestamps."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.topic = topic_name("BiasScored", settings.topic_prefix)
+    def __init__(self, settings: Settings, topic: str | None = None, decode: bool = True) -> None:
+        self.topic = topic or topic_name("BiasScored", settings.topic_prefix)
+        self._decode = decode
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
@@ -217,7 +232,7 @@ class Outputs:
         # Decode after reading: on a 2-core machine decoding while the worker runs
         # would take CPU from the processor being measured.
         for ts, value, headers in raw:
-            got.append((ts, self.codec.decode(value, headers)))
+            got.append((ts, self.codec.decode(value, headers) if self._decode else value))
         return got
 
     def close(self) -> None:
@@ -271,31 +286,56 @@ def publish_paced(
     return sent
 
 
+def steady_rate(stamps: list[float], take: int) -> float:
+    """Return outputs/s after the first take: from its last record's time to the last record.
+
+    A take's outputs share one time, so counting all N records over first-to-last time
+    would credit the first take's records to no time at all (N / (N/take - 1) takes).
+    """
+    if len(stamps) <= 2 * take:
+        return (len(stamps) - 1) / max(1e-9, stamps[-1] - stamps[0])
+    return (len(stamps) - take) / max(1e-9, stamps[-1] - stamps[take - 1])
+
+
+def backlog_rate(
+    settings: Settings, sample: list[str], worker: Worker, outputs: Outputs, what: str
+) -> dict[str, Any]:
+    """Warm the worker up, stop it, publish a backlog, restart it; return its steady rate.
+
+    Leaves the worker running, so a caller can measure more; stopping it is the caller's.
+    """
+    worker.start()
+    start = outputs.end_offsets()
+    publish(settings, sample[:20], f"warm-{what}")
+    if len(outputs.read(start, 20, timeout=180)) < 20:
+        raise SystemExit(f"the {what} worker did not answer the warm-up events")
+    startup_cpu = worker.cpu_seconds()  # start-up, model load and 20 events
+    worker.stop()
+
+    start = outputs.end_offsets()
+    publish(settings, sample, f"backlog-{what}")
+    worker.start()
+    started = time.monotonic()
+    got = outputs.read(start, len(sample), timeout=600)
+    wall = time.monotonic() - started
+    if len(got) < len(sample):
+        raise SystemExit(f"the {what} worker answered only {len(got)}/{len(sample)}")
+    stamps = sorted(ts for ts, _ in got)
+    cpu_per_event = (worker.cpu_seconds() - startup_cpu) / max(1, len(sample) - 20)
+    return {
+        "events": len(sample),
+        "events_per_s": steady_rate(stamps, settings.bias_batch_max * ROUNDS_PER_TAKE),
+        "wall_including_startup_s": wall,
+        "worker_cpu_us_per_event": cpu_per_event * 1e6,
+    }
+
+
 def processor_rate(settings: Settings, kind: str, sample: list[str], log: Path) -> dict[str, Any]:
     """Measure events/s of the worker on a backlog, and latency at a fixed rate."""
     outputs = Outputs(settings)
     worker = Worker(settings, kind, log)
     try:
-        worker.start()
-        start = outputs.end_offsets()
-        publish(settings, sample[:20], "warm")
-        if len(outputs.read(start, 20, timeout=180)) < 20:
-            raise SystemExit(f"the {kind} worker did not score the warm-up events; see {log}")
-        startup_cpu = worker.cpu_seconds()  # start-up, model load and 20 events
-        worker.stop()
-
-        start = outputs.end_offsets()
-        publish(settings, sample, "backlog")
-        worker.start()
-        started = time.monotonic()
-        got = outputs.read(start, len(sample), timeout=600)
-        wall = time.monotonic() - started
-        if len(got) < len(sample):
-            raise SystemExit(f"only {len(got)}/{len(sample)} scored; see {log}")
-        stamps = sorted(ts for ts, _ in got)
-        steady = (len(stamps) - 1) / max(1e-9, stamps[-1] - stamps[0])
-        cpu_per_event = (worker.cpu_seconds() - startup_cpu) / max(1, len(sample) - 20)
-
+        result = backlog_rate(settings, sample, worker, outputs, kind)
         # Latency at a fixed moderate rate: publish one event every 1/rate s.
         rate, seconds = 20.0, 10.0
         start = outputs.end_offsets()
@@ -311,14 +351,26 @@ def processor_rate(settings: Settings, kind: str, sample: list[str], log: Path) 
         worker.stop()
         outputs.close()
     return {
-        "events": len(sample),
-        "events_per_s": steady,
-        "wall_including_startup_s": wall,
-        "worker_cpu_us_per_event": cpu_per_event * 1e6,
+        **result,
         "latency_rate_per_s": rate,
         "latency_p50_ms": statistics.median(latencies),
         "latency_p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
     }
+
+
+def floor_rate(settings: Settings, sample: list[str], sink: str, log: Path) -> dict[str, Any]:
+    """Measure events/s of the passthrough worker (Faust and Kafka, no scoring) on a backlog."""
+    settings = settings.model_copy(
+        update={"bias_processor_group": f"{settings.bias_processor_group}-floor"}
+    )
+    argv = [sys.executable, str(Path(__file__).with_name("faust_passthrough.py")), sink]
+    outputs = Outputs(settings, sink, decode=False)
+    worker = Worker(settings, "fast", log, argv)
+    try:
+        return backlog_rate(settings, sample, worker, outputs, "passthrough")
+    finally:
+        worker.stop()
+        outputs.close()
 
 
 def main() -> int:
@@ -327,10 +379,21 @@ def main() -> int:
     parser.add_argument("--models", default="fast,quality")
     parser.add_argument("--events", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=None,
+        help="onnxruntime threads of the worker's session (default: the setting's, min(2, cores))",
+    )
     args = parser.parse_args()
 
     base = load_settings()
-    results: dict[str, Any] = {"batch": args.batch, "events": args.events, "models": {}}
+    results: dict[str, Any] = {
+        "batch": args.batch,
+        "events": args.events,
+        "intra_op_threads": args.intra_op_threads or base.bias_intra_op_threads,
+        "models": {},
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     for kind in args.models.split(","):
         tag = uuid.uuid4().hex[:8]
@@ -339,9 +402,13 @@ def main() -> int:
                 "topic_prefix": f"bench-{tag}.",
                 "bias_processor_group": f"bench-{tag}-bias",
                 "bias_batch_max": args.batch,
+                "bias_intra_op_threads": args.intra_op_threads or base.bias_intra_op_threads,
             }
         )
         specs = topic_specs(settings.topic_prefix, brokers=1)
+        scored = topic_name("BiasScored", settings.topic_prefix)
+        sink = next(s for s in specs if s.name == scored)
+        specs.append(dataclasses.replace(sink, name=f"{settings.topic_prefix}bench.passthrough"))
         apply_topics(settings.kafka_bootstrap, specs)
         sample = texts(args.events, seed=7)
         try:
@@ -351,6 +418,7 @@ def main() -> int:
             service = service_rate(settings, kind, sample, args.batch)
             breakdown = service_breakdown(settings, kind, sample, args.batch)
             proc = processor_rate(settings, kind, sample, RESULTS / f"bias-worker-{kind}.log")
+            floor = floor_rate(settings, sample, specs[-1].name, RESULTS / "bias-floor.log")
             raw_runs.append(raw_rate(settings, kind, sample, args.batch))
             raw = max(raw_runs)
         finally:
@@ -366,6 +434,8 @@ def main() -> int:
             "service_cpu_us_per_event": breakdown,
             "processor": proc,
             "ratio": ratio,
+            "passthrough_floor": floor,
+            "floor_ratio": floor["events_per_s"] / raw,
         }
         print(
             f"{kind:>8}: processor {proc['events_per_s']:9.1f} ev/s | raw onnxruntime "
@@ -380,6 +450,11 @@ def main() -> int:
         print(
             f"{'':>8}  CPU us/event: service steps: {steps}; whole worker (Faust, Kafka "
             f"client, service, model) {proc['worker_cpu_us_per_event']:.1f}"
+        )
+        print(
+            f"{'':>8}  floor: Faust passthrough (same options and batches, no scoring) "
+            f"{floor['events_per_s']:9.1f} ev/s, {floor['worker_cpu_us_per_event']:.1f} CPU "
+            f"us/event; floor / raw {floor['events_per_s'] / raw:5.2f} bounds the ratio"
         )
     out = RESULTS / "bias_throughput.json"
     out.write_text(json.dumps(results, indent=2))

@@ -113,6 +113,7 @@ def build_scorer(settings: Settings, kind: str | None = None) -> BiasScorer:
         kind or settings.bias_model,
         settings.models_dir,
         thresholds=thresholds_from_settings(settings),
+        intra_op_threads=settings.bias_intra_op_threads,
     )
 
 

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     bias_processor_group: str = "fairstream-bias-scorer"
     bias_batch_max: int = 64
     bias_batch_wait_ms: int = 20
+    # onnxruntime intra-op threads of the worker's session; unset: min(2, cores).
+    bias_intra_op_threads: int | None = Field(default=None, ge=1)
 
     # Other processors: consumer group (Faust app id) of each, and their knobs.
     analytics_processor_group: str = "fairstream-analytics"

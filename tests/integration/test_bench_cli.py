@@ -72,7 +72,7 @@ def test_unknown_benchmark_is_refused() -> None:
     assert "unknown benchmark" in done.stderr
 
 
-def _bias_run(kind: str, events: int, processor: float, raw: float) -> dict[str, object]:
+def _bias_run(kind: str, events: int, processor: float, raw: float) -> dict[str, Any]:
     return {
         "batch": 64,
         "events": events,
@@ -97,9 +97,10 @@ def test_bias_figures_cover_both_models_with_latency(tmp_path: Path) -> None:
     assert [run[run.index("--models") + 1] for run in runs] == ["fast", "quality"]
     assert [run[run.index("--models") + 1] for run in bias.quick_runs] == ["fast", "quality"]
 
-    source = bias.merge(
-        [_bias_run("fast", 1000, 500.0, 4000.0), _bias_run("quality", 1500, 30.0, 60.0)]
-    )
+    fast = _bias_run("fast", 1000, 500.0, 4000.0)
+    fast["models"]["fast"]["passthrough_floor"] = {"events_per_s": 2000.0}
+    fast["models"]["fast"]["floor_ratio"] = 0.5
+    source = bias.merge([fast, _bias_run("quality", 1500, 30.0, 60.0)])
     assert source["events"] == {"fast": 1000, "quality": 1500}
     figures = bias.figures(source)
     assert [f.label.split()[0] for f in figures] == ["fast", "quality"]
@@ -116,6 +117,9 @@ def test_bias_figures_cover_both_models_with_latency(tmp_path: Path) -> None:
         "started_at": "2026-01-01T00:00:00+00:00",
         "figures": as_json,
     }
+    assert figures[0].details["floor_ratio"] == 0.5
+    assert "passthrough floor 2,000 ev/s = 0.50 of raw" in figures[0].note
+    assert "floor" not in figures[1].note  # a run without the floor still reads
     assert "p99 40.0 ms" in format_figure("bias", as_json[1])
     plot_benchmark(record, tmp_path / "bias.png")
     plot_summary([record], tmp_path / "summary.png")

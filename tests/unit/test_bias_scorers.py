@@ -185,3 +185,15 @@ def test_lone_surrogates_and_control_characters_do_not_crash(kind: str) -> None:
     assert a.content_hash == hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     for span in a.evidence:
         assert text[span.start : span.end] == span.text
+
+
+def test_the_worker_session_takes_its_thread_count_from_the_settings() -> None:
+    from fairstream.bootstrap import build_scorer
+    from fairstream.settings import Settings
+
+    one: Any = build_scorer(Settings(bias_intra_op_threads=1), "fast")
+    default: Any = build_scorer(Settings(bias_intra_op_threads=None), "fast")
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    assert default.session.get_session_options().intra_op_num_threads >= 1
+    with pytest.raises(ValueError, match="bias_intra_op_threads"):
+        Settings(bias_intra_op_threads=0)
