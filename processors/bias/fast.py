@@ -131,6 +131,10 @@ class FastOnnxScorer:
         windows = [self._window_text(t)[0] for t in texts]
         return {TEXT_INPUT: np.array(windows, dtype=object)}
 
+    def prepare_batches(self, texts: Sequence[str]) -> list[dict[str, NDArray[Any]]]:
+        """Return the feeds a batch of texts is scored with: one run, for raw benchmarks."""
+        return [self.prepare_inputs(texts)]
+
     def run_raw(self, feeds: dict[str, NDArray[Any]]) -> list[Any]:
         """Run only onnxruntime on prepared feeds (what `score_batch` adds on top is Python)."""
         return list(self.session.run([STEREOTYPE_OUTPUT, DIMENSION_OUTPUT], feeds))

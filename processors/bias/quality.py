@@ -119,13 +119,20 @@ class QualityOnnxScorer:
             )
         )
 
+    def chunks(self, texts: Sequence[str]) -> list[list[int]]:
+        """Return the texts' indices in runs of CHUNK, by length: little padding per run."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        return [order[start : start + CHUNK] for start in range(0, len(order), CHUNK)]
+
+    def prepare_batches(self, texts: Sequence[str]) -> list[dict[str, NDArray[np.int64]]]:
+        """Return the feeds `predict` runs for these texts, for raw benchmarks."""
+        return [self.prepare_inputs([texts[i] for i in rows]) for rows in self.chunks(texts)]
+
     def predict(self, texts: Sequence[str]) -> Prediction:
         """Return stereotype probabilities and dimension probabilities (length-sorted chunks)."""
         stereotype = np.zeros(len(texts), dtype=np.float32)
         dimension = np.zeros((len(texts), len(self.dimension_classes)), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), CHUNK):
-            rows = order[start : start + CHUNK]
+        for rows in self.chunks(texts):
             s, d = self.run_raw(self.prepare_inputs([texts[i] for i in rows]))
             stereotype[rows] = np.asarray(s)[:, 1]
             dimension[rows] = np.asarray(d)

@@ -144,8 +144,8 @@ def test_e2e_figures_carry_the_achieved_poll_interval() -> None:
         assert figure.details["poll_gap_p99_ms"] == 70.0
 
 
-def test_the_document_projection_is_compared_with_the_faster_bulk_write() -> None:
-    source = {
+def test_the_document_projection_is_compared_with_the_fastest_raw_write() -> None:
+    source: dict[str, Any] = {
         "projections": {
             "agent-tasks": {
                 "projection": {"events_per_s": 210.0},
@@ -167,5 +167,14 @@ def test_the_document_projection_is_compared_with_the_faster_bulk_write() -> Non
     document, table = projection_figures(source)
     assert document.reference.name == "motor bulk_write, 16 at once (FerretDB)"
     assert document.ratio == pytest.approx(210.0 / 200.0)
+    raw = source["projections"]["agent-tasks"]["raw"]
+    raw.update(
+        update_one_concurrent_rows_per_s=400.0,
+        bulk_write_rows_per_s=400.0,
+        reference="update_one, 16 at once",
+    )
+    document, _ = projection_figures(source)
+    assert document.reference.name == "motor update_one, 16 at once (FerretDB)"
+    assert document.ratio == pytest.approx(210.0 / 400.0)
     assert table.reference.name == "asyncpg copy_records_to_table"
     assert table.ratio == pytest.approx(0.25)
