@@ -87,11 +87,20 @@ def _messages(sample: list[str]) -> list[Any]:
     return raw
 
 
-def service_rate(settings: Settings, kind: str, sample: list[str], batch: int) -> float:
-    """Return events/s of BiasScoringService.handle_batch alone (no Kafka, no Faust)."""
+def service_rate(
+    settings: Settings, kind: str, sample: list[str], batch: int, *, evidence: bool = True
+) -> float:
+    """Return events/s of BiasScoringService.handle_batch alone (no Kafka, no Faust).
+
+    `evidence=False` turns off the quality scorer's occlusion evidence (its extra model
+    passes), to show what evidence costs; the fast model's evidence is part of its run.
+    """
     from fairstream.bootstrap import build_bias_service
 
-    service = build_bias_service(settings, build_scorer(settings, kind))
+    scorer: Any = build_scorer(settings, kind)
+    if not evidence:
+        scorer.explain = False
+    service = build_bias_service(settings, scorer)
     raw = _messages(sample)
     batches = [raw[i : i + batch] for i in range(0, len(raw), batch)]
     service.handle_batch(batches[0])  # warm-up
@@ -422,6 +431,11 @@ def main() -> int:
             # and noisy); the better of the two is the fair upper bound.
             raw_runs = [raw_rate(settings, kind, sample, args.batch)]
             service = service_rate(settings, kind, sample, args.batch)
+            bare = (
+                service_rate(settings, kind, sample, args.batch, evidence=False)
+                if kind == "quality"
+                else None
+            )
             breakdown = service_breakdown(settings, kind, sample, args.batch)
             proc = processor_rate(settings, kind, sample, RESULTS / f"bias-worker-{kind}.log")
             floor = floor_rate(settings, sample, specs[-1].name, RESULTS / "bias-floor.log")
@@ -437,6 +451,7 @@ def main() -> int:
             "raw_onnxruntime_per_s": raw,
             "raw_onnxruntime_runs_per_s": raw_runs,
             "service_no_kafka_per_s": service,
+            "service_no_kafka_no_evidence_per_s": bare,
             "service_cpu_us_per_event": breakdown,
             "processor": proc,
             "ratio": ratio,
@@ -450,7 +465,9 @@ def main() -> int:
         )
         print(
             f"{'':>8}  breakdown: service alone (decode+inspect+score+evidence+encode, no "
-            f"Kafka) {service:9.1f} ev/s; raw runs {', '.join(f'{r:.0f}' for r in raw_runs)}"
+            f"Kafka) {service:9.1f} ev/s"
+            + (f" ({bare:.1f} without the occlusion evidence)" if bare else "")
+            + f"; raw runs {', '.join(f'{r:.0f}' for r in raw_runs)}"
         )
         steps = ", ".join(f"{k} {v:.1f}" for k, v in breakdown.items())
         print(
