@@ -15,24 +15,16 @@ from typing import cast
 
 import faust
 
-from events.catalog import topic_name
 from fairstream.bootstrap import configure_service_logging, wait_for_kafka
 from fairstream.settings import Settings, load_settings
-from processors.bias.app import ROUNDS_PER_TAKE, app_options
+from processors.bias.app import ROUNDS_PER_TAKE, app_and_source
 from processors.deadletter import OutgoingMessage
-from processors.faust_app import new_app, raw_message, send_and_wait
+from processors.faust_app import raw_message, send_and_wait
 
 
 def create_app(settings: Settings, sink: str) -> faust.App:
     """Create the app: take batches like the bias app, send one copy of each record."""
-    app = new_app(settings, settings.bias_processor_group, **app_options(settings))
-    source = app.topic(
-        topic_name("ContentSubmitted", settings.topic_prefix),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    app, source = app_and_source(settings)
     take = max(1, settings.bias_batch_max) * ROUNDS_PER_TAKE
     wait = settings.bias_batch_wait_ms / 1000.0
 

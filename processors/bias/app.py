@@ -85,6 +85,19 @@ async def score_in_rounds(
     )
 
 
+def app_and_source(settings: Settings) -> tuple[faust.App, faust.TopicT]:
+    """Return the bias app (its options, its group) and its raw ContentSubmitted topic."""
+    app = new_app(settings, settings.bias_processor_group, **app_options(settings))
+    source = app.topic(
+        topic_name("ContentSubmitted", settings.topic_prefix),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    return app, source
+
+
 def create_app(
     settings: Settings, service: BiasScoringService, *, in_executor: bool = True
 ) -> faust.App:
@@ -95,14 +108,7 @@ def create_app(
     on a worker thread while the loop's thread does the Python work of its neighbours.
     `in_executor=False` runs everything inline on the event loop (tests, debugging).
     """
-    app = new_app(settings, settings.bias_processor_group, **app_options(settings))
-    source = app.topic(
-        topic_name("ContentSubmitted", settings.topic_prefix),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    app, source = app_and_source(settings)
 
     wait = settings.bias_batch_wait_ms / 1000.0
     round_size = max(1, settings.bias_batch_max)
