@@ -114,6 +114,7 @@ def build_scorer(settings: Settings, kind: str | None = None) -> BiasScorer:
         settings.models_dir,
         thresholds=thresholds_from_settings(settings),
         intra_op_threads=settings.bias_intra_op_threads,
+        evidence_spans=settings.bias_evidence_spans,
     )
 
 

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     bias_batch_wait_ms: int = 20
     # onnxruntime intra-op threads of the worker's session; unset: min(2, cores).
     bias_intra_op_threads: int | None = Field(default=None, ge=1)
+    # Quality model: leave-one-out evidence variants per text at or above medium (words,
+    # or runs of words past this many); each costs an encoder pass. 0: no evidence.
+    bias_evidence_spans: int = Field(default=16, ge=0, le=64)
 
     # Other processors: consumer group (Faust app id) of each, and their knobs.
     analytics_processor_group: str = "fairstream-analytics"

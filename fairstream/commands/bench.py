@@ -147,9 +147,11 @@ def bias_figures(r: Mapping[str, Any]) -> list[Figure]:
         if "passthrough_floor" in m:  # runs before the floor was measured lack it
             details["floor_events_per_s"] = float(m["passthrough_floor"]["events_per_s"])
             details["floor_ratio"] = float(m["floor_ratio"])
-            floor = (
-                f"; Faust passthrough floor {details['floor_events_per_s']:,.0f} ev/s"
+            floor = f"; Faust passthrough floor {details['floor_events_per_s']:,.0f} ev/s"
+            floor += (
                 f" = {details['floor_ratio']:.2f} of raw (the most the ratio can be)"
+                if details["floor_ratio"] < 1
+                else ", above the model: Faust is not the limit"
             )
         out.append(
             replace(

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
         kind,
         args.models_dir or settings.models_dir,
         thresholds=thresholds_from_settings(settings),
+        evidence_spans=settings.bias_evidence_spans,
     )
     records = _records(args, stdin)
     while batch := list(islice(records, BATCH_SIZE)):

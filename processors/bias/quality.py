@@ -77,6 +77,7 @@ class QualityOnnxScorer:
         inspector: TextInspector | None = None,
         check_encoder: bool = True,
         explain: bool = True,
+        evidence_spans: int = OCCLUSION_MAX_SPANS,
     ) -> None:
         path = Path(models_dir) / QUALITY_HEAD_FILE
         if not path.is_file():
@@ -96,8 +97,12 @@ class QualityOnnxScorer:
         self.max_tokens: int = self.encoder.max_tokens
         self.dimension_classes: list[str] = json.loads(meta["fairstream.dimensions"])
         self.thresholds = thresholds
-        # Occlusion evidence costs up to OCCLUSION_MAX_SPANS encoder passes per flagged text.
+        # Occlusion evidence costs up to `evidence_spans` encoder passes per flagged text:
+        # fewer spans (runs of words instead of words) cost less and say less.
+        if evidence_spans < 1:
+            raise ValueError(f"evidence_spans must be at least 1, got {evidence_spans}")
         self.explain = explain
+        self.evidence_spans = evidence_spans
         self._inspector = inspector or TextInspector()
 
     @property
@@ -202,7 +207,7 @@ class QualityOnnxScorer:
         variants: list[str] = []
         owners: list[tuple[int, int, int]] = []
         for i, text in windows.items():
-            for start, end in occlusion_spans(text):
+            for start, end in occlusion_spans(text, self.evidence_spans):
                 variants.append(text[:start] + text[end:])
                 owners.append((i, start, end))
         if not variants:

@@ -150,17 +150,27 @@ def load_scorer(
     *,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     intra_op_threads: int | None = None,
+    evidence_spans: int | None = None,
 ) -> BiasScorer:
-    """Load the ONNX-backed scorer of the given kind ("fast" or "quality") from models_dir."""
+    """Load the ONNX-backed scorer of the given kind ("fast" or "quality") from models_dir.
+
+    `evidence_spans` (quality only: the fast model's evidence comes with its one run)
+    caps the leave-one-out variants per explained text; 0 turns evidence off.
+    """
     directory = Path(models_dir)
     if kind == "fast":
         from processors.bias.fast import FastOnnxScorer
 
         return FastOnnxScorer(directory, thresholds=thresholds, intra_op_threads=intra_op_threads)
     if kind == "quality":
-        from processors.bias.quality import QualityOnnxScorer
+        from processors.bias.quality import OCCLUSION_MAX_SPANS, QualityOnnxScorer
 
+        spans = OCCLUSION_MAX_SPANS if evidence_spans is None else evidence_spans
         return QualityOnnxScorer(
-            directory, thresholds=thresholds, intra_op_threads=intra_op_threads
+            directory,
+            thresholds=thresholds,
+            intra_op_threads=intra_op_threads,
+            explain=spans > 0,
+            evidence_spans=max(1, spans),
         )
     raise ValueError(f"unknown bias model kind {kind!r}; expected one of {MODEL_KINDS}")

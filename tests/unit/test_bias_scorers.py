@@ -197,3 +197,27 @@ def test_the_worker_session_takes_its_thread_count_from_the_settings() -> None:
     assert default.session.get_session_options().intra_op_num_threads >= 1
     with pytest.raises(ValueError, match="bias_intra_op_threads"):
         Settings(bias_intra_op_threads=0)
+
+
+def test_fewer_evidence_spans_give_runs_of_words_and_zero_turns_evidence_off() -> None:
+    from fairstream.bootstrap import build_scorer
+    from fairstream.settings import Settings
+
+    text = "Honestly all of those lazy immigrants from that country are criminals and thieves."
+    words = len(text.split())
+    fine: Any = build_scorer(Settings(bias_evidence_spans=16), "quality")
+    coarse: Any = build_scorer(Settings(bias_evidence_spans=3), "quality")
+    off: Any = build_scorer(Settings(bias_evidence_spans=0), "quality")
+    (a_fine,) = fine.score_batch([text])
+    (a_coarse,) = coarse.score_batch([text])
+    (a_off,) = off.score_batch([text])
+    assert a_fine.level != "low", "the test needs a text the quality model explains"
+    assert a_fine.overall_score == a_coarse.overall_score == a_off.overall_score
+    assert a_fine.evidence and all(" " not in s.text for s in a_fine.evidence)  # words
+    assert a_coarse.evidence and len(a_coarse.evidence) <= 3
+    assert any(len(s.text.split()) >= words // 3 for s in a_coarse.evidence)  # runs
+    for span in a_coarse.evidence:
+        assert text[span.start : span.end] == span.text
+    assert a_off.evidence == []
+    with pytest.raises(ValueError, match="bias_evidence_spans"):
+        Settings(bias_evidence_spans=-1)
