@@ -437,11 +437,16 @@ def plot_benchmark(record: Mapping[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+# Notes wrap at this many characters on the summary chart, so the bars keep their width.
+NOTE_WIDTH = 60
+
+
 def plot_summary(records: Sequence[Mapping[str, Any]], path: Path) -> None:
     """Draw every figure's ratio on one log-scale bar chart, 1.0 = the reference."""
     plt = _pyplot()
     labels = [
-        f"{r['name']}: {f['label']}" + (f"\n{f['note']}" if f.get("note") else "")
+        f"{r['name']}: {f['label']}"
+        + ("\n" + "\n".join(textwrap.wrap(f["note"], NOTE_WIDTH)) if f.get("note") else "")
         for r in records
         for f in r["figures"]
     ]
