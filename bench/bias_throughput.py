@@ -304,8 +304,8 @@ def publish_paced(
 def steady_rate(stamps: list[float], take: int) -> float:
     """Return outputs/s after the first take: from its last record's time to the last record.
 
-    A take's outputs share one time, so counting all N records over first-to-last time
-    would credit the first take's records to no time at all (N / (N/take - 1) takes).
+    A take's outputs share one time, so dividing all N records by first-to-last time
+    would divide the records of N/take takes by the time of N/take - 1 of them.
     """
     if len(stamps) <= 2 * take:
         return (len(stamps) - 1) / max(1e-9, stamps[-1] - stamps[0])
