@@ -1,7 +1,8 @@
 """The quality scorer: MiniLM int8 encoder session chained with the project's head session.
 
 Evidence comes from occlusion: for a text at or above the medium threshold, each word
-(or, past OCCLUSION_MAX_SPANS words, each run of words) is left out of the text in
+(or, past `evidence_spans` words, FAIRSTREAM_BIAS_EVIDENCE_SPANS, default
+OCCLUSION_MAX_SPANS, each run of words) is left out of the text in
 turn, the variants are re-encoded and re-scored in one batch, and a span's weight is
 how much the stereotype probability drops without it. Texts below the threshold get
 no evidence (nothing to explain, and occlusion costs one encoder pass per span).
