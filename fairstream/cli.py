@@ -44,14 +44,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_errors(exc: Exception) -> list[str] | None:
+    """Return one line per invalid FAIRSTREAM_* setting, or None if `exc` is not about them."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError) or exc.title != "Settings":
+        return None
+    lines = []
+    for error in exc.errors():
+        name = "FAIRSTREAM_" + "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{name}={error.get('input')!r}: {error['msg']}")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code."""
+    """Run the command line and return its exit code (2 for invalid settings)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        lines = settings_errors(exc)
+        if lines is None:
+            raise
+        for line in lines:
+            print(f"fairstream: invalid setting {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

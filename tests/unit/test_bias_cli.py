@@ -71,3 +71,16 @@ def test_model_command_is_registered() -> None:
     assert args.model == "fast" and callable(args.func)
     args = build_parser().parse_args(["model", "train"])
     assert args.model == "all"
+
+
+def test_an_invalid_setting_is_named_with_its_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FAIRSTREAM_BIAS_EVIDENCE_SPANS", "-1")
+    monkeypatch.setenv("FAIRSTREAM_BIAS_BATCH_MAX", "many")
+    assert main(["score", "some text"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid setting FAIRSTREAM_BIAS_EVIDENCE_SPANS='-1'" in err
+    assert "greater than or equal to 0" in err
+    assert "invalid setting FAIRSTREAM_BIAS_BATCH_MAX='many'" in err
+    assert "Traceback" not in err
