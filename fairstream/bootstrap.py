@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from events.catalog import topic_name
 from events.codec import EventCodec
+from fairstream import aiokafka_rebootstrap
 from fairstream.logs import configure_logging, url_password
 from fairstream.settings import Settings
 from processors.bias.scoring import BiasScorer, load_scorer, thresholds_from_settings
@@ -199,6 +200,7 @@ def wait_for_kafka(
 
 def build_processor_app(settings: Settings, name: str) -> faust.App:
     """Create the Faust app of the named processor."""
+    aiokafka_rebootstrap.install()
     if name == "bias":
         return build_bias_app(settings)
     module = importlib.import_module(PROCESSORS[name])
@@ -266,6 +268,7 @@ def build_projection_runner(
     document_store: DocumentStore | None = None,
 ) -> ProjectionRunner:
     """Create the runner of one named projection (document ones need `document_store`)."""
+    aiokafka_rebootstrap.install()
     if name in DOCUMENT_PROJECTIONS:
         if document_store is None:
             raise ValueError(f"projection {name!r} needs a document store")

@@ -79,6 +79,10 @@ class PipelineResult:
     read_models: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     delivery: dict[str, int] = field(default_factory=dict)
+    # Records per topic (namespace prefix removed) and the partitions groups left unread,
+    # both at the end: they tell a stage that lost events from one that stopped reading.
+    topic_records: dict[str, int] = field(default_factory=dict)
+    groups_behind: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     failure_kinds: list[str] = field(default_factory=list)
     snapshot: Snapshot = field(default_factory=dict, repr=False)
@@ -159,7 +163,7 @@ class FaultHarness:
                     self.stack.up(3, "kafka")
                 name = "combined" if len(parts) > 1 else scenario
                 poison = make_poison(plan.poison_per_topic, self.rng)
-                result = self.run_pipeline(name, scenario, events, poison, reference.snapshot)
+                result = self.run_pipeline(name, scenario, events, poison, reference)
                 results.append(result)
         finally:
             self.report("faults: stopping the fault stack")
@@ -195,10 +199,11 @@ class FaultHarness:
         scenario: str,
         events: list[Event],
         poison: list[Poison],
-        expected: Snapshot | None = None,
+        reference: PipelineResult | None = None,
     ) -> PipelineResult:
         """Run one namespace's services through `events` (and `scenario`'s faults); check it."""
         began = time.monotonic()
+        expected = None if reference is None else reference.snapshot
         ns = Namespace(self.run_id, name)
         base, base_env = self._base_settings()
         settings = ns.settings(base, self.api_port, self.plan.session_timeout_seconds)
@@ -262,7 +267,12 @@ class FaultHarness:
             result.snapshot = snapshot
             result.delivery = asyncio.run(pg.delivery_async())
             result.unexpected_exits = dict(fleet.unexpected_exits)
-            self._check(result, settings, security, poison, expected)
+            prefix = len(settings.topic_prefix)
+            result.topic_records = {
+                t[prefix:]: n for t, n in sorted(progress.end_offsets_by_topic().items())
+            }
+            result.groups_behind = lag.behind()
+            self._check(result, settings, security, poison, reference)
         finally:
             fleet.stop_all()
             progress.close()
@@ -331,7 +341,7 @@ class FaultHarness:
         settings: Settings,
         security: Mapping[str, str],
         poison: list[Poison],
-        expected: Snapshot | None,
+        reference: PipelineResult | None,
     ) -> None:
         readers = readers_by_type()
         want_dlq = expected_dead_letters(poison, readers, PROCESSOR_INPUTS)
@@ -363,8 +373,8 @@ class FaultHarness:
                     "(dead-lettered again after a restart)"
                 )
                 result.failure_kinds.append("duplicate-delivery")
-        if expected is not None:
-            for cmp in compare(expected, result.snapshot):
+        if reference is not None:
+            for cmp in compare(reference.snapshot, result.snapshot):
                 result.read_models.append(cmp.to_json())
                 if not cmp.equal:
                     result.failures.append(
@@ -373,6 +383,8 @@ class FaultHarness:
                         f"({', '.join(sorted(cmp.defect_kinds))}: {', '.join(cmp.fields)})"
                     )
                     result.failure_kinds += sorted(cmp.defect_kinds)
+            if any(not m["equal"] for m in result.read_models):
+                result.failures.append(where_it_stopped(result, reference))
         else:
             for model, rows in sorted(result.snapshot.items()):
                 n = len(rows)
@@ -433,6 +445,26 @@ class FaultHarness:
             f"[{r.scenario}] {'PASS' if r.ok else 'FAIL'}"
             + "".join(f"\n[{r.scenario}]   - {f}" for f in r.failures)
         )
+
+
+def where_it_stopped(result: PipelineResult, reference: PipelineResult) -> str:
+    """Describe, for a run short of the reference, which topics and groups fell behind."""
+    short = [
+        f"{t} {result.topic_records.get(t, 0)} vs {n}"
+        for t, n in reference.topic_records.items()
+        if result.topic_records.get(t, 0) < n and not _faust_internal(t)
+    ]
+    return (
+        "at the end, topics with fewer records than the reference's: "
+        + (", ".join(short) or "none")
+        + "; partitions not committed to their end: "
+        + ("; ".join(result.groups_behind) or "none")
+    )
+
+
+def _faust_internal(topic: str) -> bool:
+    """Tell a Faust table's changelog or a repartition topic (counts vary between runs)."""
+    return topic.endswith(("-changelog", "-repartition")) or "__assignor" in topic
 
 
 def _totals(snapshot: Snapshot) -> dict[str, int]:

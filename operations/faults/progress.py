@@ -29,17 +29,22 @@ class KafkaProgress:
 
     def end_offsets(self) -> int:
         """Return the sum of the high watermarks of the namespace's topics."""
-        total = 0
+        return sum(self.end_offsets_by_topic().values())
+
+    def end_offsets_by_topic(self) -> dict[str, int]:
+        """Return each of the namespace's topics with the sum of its partitions' high watermarks."""
+        out: dict[str, int] = {}
         topics = self._consumer.list_topics(timeout=20).topics
         for name, meta in topics.items():
             if not name.startswith(self._stems):
                 continue
+            out[name] = 0
             for p in meta.partitions:
                 _low, high = self._consumer.get_watermark_offsets(
                     TopicPartition(name, p), timeout=20
                 )
-                total += high
-        return total
+                out[name] += high
+        return out
 
     def close(self) -> None:
         """Close the consumer."""
@@ -59,6 +64,21 @@ class GroupLag:
         samples = [s for s in self._collector.collect() if s.group.startswith(self._stem)]
         lag = sum(max(0, p.lag) for s in samples for p in s.partitions)
         return lag, sum(1 for s in samples if s.partitions)
+
+    def behind(self) -> list[str]:
+        """Describe every partition a group of the namespace has not committed to its end."""
+        out = []
+        for s in self._collector.collect():
+            if not s.group.startswith(self._stem):
+                continue
+            for p in s.partitions:
+                if p.lag > 0:
+                    owner = "assigned" if p.assigned else "unassigned"
+                    out.append(
+                        f"{s.group} {p.topic}[{p.partition}] at {p.committed} of {p.log_end}"
+                        f" ({owner}, group {s.state}, {s.members} members)"
+                    )
+        return sorted(out)
 
     def close(self) -> None:
         """Close the collector."""

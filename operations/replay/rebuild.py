@@ -19,6 +19,7 @@ import asyncpg
 
 from events.catalog import topic_name
 from events.model import Event
+from fairstream import aiokafka_rebootstrap
 from fairstream.bootstrap import (
     DOCUMENT_PROJECTIONS,
     POSTGRES_PROJECTIONS,
@@ -424,6 +425,7 @@ async def drive(
         inner, {(r.topic, r.partition): r.end for r in ranges}, positions, on_progress
     )
     if not sink.done():
+        aiokafka_rebootstrap.install()
         runner = ProjectionRunner(
             model,
             sink=sink,
