@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +31,8 @@ _BOOTSTRAP = ("bootstrap", ConnectionGroup.DEFAULT)
 MetadataUpdate = Callable[[AIOKafkaClient, ClusterMetadata, Any], Awaitable[bool]]
 
 _original: MetadataUpdate | None = None
+# Clients that were told about losing every broker: one warning per episode, not per attempt.
+_warned: weakref.WeakSet[AIOKafkaClient] = weakref.WeakSet()
 
 
 def orphaned(client: AIOKafkaClient) -> bool:
@@ -52,9 +55,14 @@ def install() -> None:
         self: AIOKafkaClient, cluster_metadata: ClusterMetadata, topics: Any
     ) -> bool:
         if orphaned(self):
-            log.warning("kafka client knows no broker: bootstrapping again from %s", self.hosts)
+            if self not in _warned:
+                _warned.add(self)
+                log.warning("kafka client knows no broker: bootstrapping again from %s", self.hosts)
             with contextlib.suppress(KafkaConnectionError):  # none answers yet: next update
                 await self.bootstrap()
+        if self in _warned and self.cluster.brokers():
+            _warned.discard(self)
+            log.warning("kafka client bootstrapped again: brokers %s", self.cluster.brokers())
         return await original(self, cluster_metadata, topics)
 
     AIOKafkaClient._metadata_update = _metadata_update

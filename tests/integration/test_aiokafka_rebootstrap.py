@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import struct
 from collections.abc import AsyncIterator
 
@@ -116,8 +117,9 @@ async def orphaned_client(stack_settings: Settings) -> AsyncIterator[AIOKafkaCli
 
 
 async def test_a_client_that_knows_no_broker_bootstraps_again(
-    orphaned_client: AIOKafkaClient,
+    orphaned_client: AIOKafkaClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger=aiokafka_rebootstrap.__name__)
     aiokafka_rebootstrap.install()
     try:
         assert aiokafka_rebootstrap.orphaned(orphaned_client)
@@ -127,6 +129,10 @@ async def test_a_client_that_knows_no_broker_bootstraps_again(
         assert updated is True
         assert orphaned_client.cluster.brokers()
         assert not aiokafka_rebootstrap.orphaned(orphaned_client)
+        said = [r.getMessage() for r in caplog.records if r.name == aiokafka_rebootstrap.__name__]
+        assert len(said) == 2, said
+        assert said[0].startswith("kafka client knows no broker: bootstrapping again from")
+        assert said[1].startswith("kafka client bootstrapped again: brokers")
     finally:
         aiokafka_rebootstrap.uninstall()
 
