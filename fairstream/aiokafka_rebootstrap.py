@@ -5,8 +5,9 @@ cluster's metadata names no broker, and asks later metadata only of the brokers 
 and of that connection. A broker that is still starting (or already stopping) answers a
 metadata request with an empty broker list; if that connection then closes, the client
 knows no broker and never contacts `bootstrap_servers` again: "Unable to update metadata
-from []" forever, no socket open, the consumer never joins its group. The fault harness saw
-a projection started during a broker restart stay like that, partitions unread.
+from []" forever, no socket open. An idempotent producer's `start` then waits for a
+producer id for ever. The fault harness saw a projection started as the broker shut down
+stay like that, its group empty and its partitions unread.
 
 `install` wraps `AIOKafkaClient._metadata_update`: when the client knows no broker and has
 no bootstrap connection, it bootstraps again from `bootstrap_servers` first.

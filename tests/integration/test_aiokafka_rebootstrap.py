@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import ApiVersionResponse_v0, ApiVersionResponse_v1
 from aiokafka.protocol.metadata import MetadataResponse_v0
@@ -100,12 +101,24 @@ class StartingBroker:
 
 
 @pytest.fixture
-async def orphaned_client(stack_settings: Settings) -> AsyncIterator[AIOKafkaClient]:
-    """Yield a client bootstrapped by a starting broker whose connection then closed."""
+async def starting_broker(stack_settings: Settings) -> AsyncIterator[tuple[StartingBroker, str]]:
+    """Yield the stand-in broker and its bootstrap address."""
     host, port = stack_settings.kafka_bootstrap.split(",")[0].rsplit(":", 1)
     broker = StartingBroker(host, int(port))
     fake_port = await broker.start()
-    client = AIOKafkaClient(bootstrap_servers=f"127.0.0.1:{fake_port}", request_timeout_ms=5000)
+    try:
+        yield broker, f"127.0.0.1:{fake_port}"
+    finally:
+        await broker.close()
+
+
+@pytest.fixture
+async def orphaned_client(
+    starting_broker: tuple[StartingBroker, str],
+) -> AsyncIterator[AIOKafkaClient]:
+    """Yield a client bootstrapped by a starting broker whose connection then closed."""
+    broker, bootstrap = starting_broker
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     try:
         await client.bootstrap()
         await asyncio.wait_for(broker.first_closed.wait(), 10)
@@ -113,28 +126,31 @@ async def orphaned_client(stack_settings: Settings) -> AsyncIterator[AIOKafkaCli
         yield client
     finally:
         await client.close()
-        await broker.close()
+
+
+@pytest.fixture
+def rebootstrap() -> Iterator[None]:
+    """Install the re-bootstrap for one test."""
+    aiokafka_rebootstrap.install()
+    yield
+    aiokafka_rebootstrap.uninstall()
 
 
 async def test_a_client_that_knows_no_broker_bootstraps_again(
-    orphaned_client: AIOKafkaClient, caplog: pytest.LogCaptureFixture
+    rebootstrap: None, orphaned_client: AIOKafkaClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger=aiokafka_rebootstrap.__name__)
-    aiokafka_rebootstrap.install()
-    try:
-        assert aiokafka_rebootstrap.orphaned(orphaned_client)
+    assert aiokafka_rebootstrap.orphaned(orphaned_client)
 
-        updated = await asyncio.wait_for(orphaned_client.force_metadata_update(), 20)
+    updated = await asyncio.wait_for(orphaned_client.force_metadata_update(), 20)
 
-        assert updated is True
-        assert orphaned_client.cluster.brokers()
-        assert not aiokafka_rebootstrap.orphaned(orphaned_client)
-        said = [r.getMessage() for r in caplog.records if r.name == aiokafka_rebootstrap.__name__]
-        assert len(said) == 2, said
-        assert said[0].startswith("kafka client knows no broker: bootstrapping again from")
-        assert said[1].startswith("kafka client bootstrapped again: brokers")
-    finally:
-        aiokafka_rebootstrap.uninstall()
+    assert updated is True
+    assert orphaned_client.cluster.brokers()
+    assert not aiokafka_rebootstrap.orphaned(orphaned_client)
+    said = [r.getMessage() for r in caplog.records if r.name == aiokafka_rebootstrap.__name__]
+    assert len(said) == 2, said
+    assert said[0].startswith("kafka client knows no broker: bootstrapping again from")
+    assert said[1].startswith("kafka client bootstrapped again: brokers")
 
 
 async def test_aiokafka_alone_stays_orphaned(orphaned_client: AIOKafkaClient) -> None:
@@ -144,3 +160,37 @@ async def test_aiokafka_alone_stays_orphaned(orphaned_client: AIOKafkaClient) ->
         updated = await asyncio.wait_for(orphaned_client.force_metadata_update(), 20)
         assert updated is False
     assert not orphaned_client.cluster.brokers()
+
+
+async def test_an_idempotent_producer_started_against_a_starting_broker_starts(
+    rebootstrap: None,
+    starting_broker: tuple[StartingBroker, str],
+    event_topics: list[str],
+) -> None:
+    """The projection seen stuck: its producer's start waited for a producer id forever."""
+    _, bootstrap = starting_broker
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, request_timeout_ms=5000
+    )
+    try:
+        await asyncio.wait_for(producer.start(), 30)
+        sent = await asyncio.wait_for(producer.send_and_wait(event_topics[0], b"x"), 30)
+        assert sent.offset >= 0
+    finally:
+        await producer.stop()
+
+
+async def test_aiokafka_alone_never_starts_that_producer(
+    starting_broker: tuple[StartingBroker, str],
+) -> None:
+    """Fails once aiokafka re-bootstraps by itself: then the patch can go."""
+    aiokafka_rebootstrap.uninstall()
+    _, bootstrap = starting_broker
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, request_timeout_ms=5000
+    )
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(producer.start(), 5)
+    finally:
+        await producer.stop()
