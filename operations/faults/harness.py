@@ -267,11 +267,13 @@ class FaultHarness:
             result.snapshot = snapshot
             result.delivery = asyncio.run(pg.delivery_async())
             result.unexpected_exits = dict(fleet.unexpected_exits)
-            prefix = len(settings.topic_prefix)
-            result.topic_records = {
-                t[prefix:]: n for t, n in sorted(progress.end_offsets_by_topic().items())
-            }
-            result.groups_behind = lag.behind()
+            try:  # diagnosis only: the check below must run whatever happens here
+                prefix = len(settings.topic_prefix)
+                ends = progress.end_offsets_by_topic()
+                result.topic_records = {t[prefix:]: n for t, n in sorted(ends.items())}
+                result.groups_behind = lag.behind()
+            except Exception as exc:
+                self.report(f"[{name}] end offsets and lag unread: {type(exc).__name__}: {exc}")
             self._check(result, settings, security, poison, reference)
         finally:
             fleet.stop_all()
